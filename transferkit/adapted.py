@@ -1,0 +1,138 @@
+"""``Adapted``: the trained model with its labels, preprocessing and history; and ``load``.
+
+Saving writes the family's own layout (timm ``save_for_hf`` or transformers ``save_pretrained``,
+safetensors only) plus ``transferkit.json``, into a temporary folder that replaces the target
+only once complete, so an interrupted save never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .data import ExampleDataset, encode, make_loader, read_dataset
+from .errors import DataError, TransferkitError
+from .tasks import get_task
+from .training import collect_logits
+
+CONFIG_NAME = "transferkit.json"
+
+
+class Adapted:
+    """A backbone adapted to a new task. ``model`` is a plain ``torch.nn.Module`` (new head included)."""
+
+    def __init__(self, backbone, config: RunConfig, history: list[dict[str, Any]] | None = None):
+        self.backbone = backbone
+        self.config = config
+        self.history = list(history or [])
+        self._task = get_task(config.task)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.backbone.model
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def threshold(self) -> float | None:
+        return self.config.threshold
+
+    def __repr__(self) -> str:
+        last = self.history[-1] if self.history else {}
+        shown = {k: round(v, 4) for k, v in last.items() if k.startswith("eval_")}
+        return (f"Adapted(model={self.config.model!r}, family={self.config.family!r}, task={self.task!r}, "
+                f"strategy={self.config.strategy.get('name')!r}, labels={self.labels[:6]}{'...' if len(self.labels) > 6 else ''}, "
+                f"last_epoch={shown})")
+
+    # --- inference -------------------------------------------------------------------------------
+    def _examples(self, inputs: Any, require_labels: bool):
+        if not require_labels and (isinstance(inputs, (str, Path)) and not Path(str(inputs)).is_dir()
+                                   and not str(inputs).lower().endswith((".csv", ".jsonl", ".json"))
+                                   or type(inputs).__module__.startswith("PIL")
+                                   or isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
+            inputs = [inputs]  # one input, not a dataset
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
+            inputs = list(inputs)
+        ex = read_dataset(inputs, self.config.input_column, self.config.label_column, require_labels=require_labels)
+        if ex.modality != self.backbone.modality:
+            raise DataError(f"this model takes {self.backbone.modality} inputs, got {ex.modality} ({type(ex.inputs[0]).__name__}).")
+        return ex
+
+    def _logits(self, inputs, y, modality: str, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        loader = make_loader(ExampleDataset(inputs, y, modality), self.backbone.preprocess, self._task,
+                             batch_size=batch_size, training=False)
+        device = next(self.model.parameters()).device
+        return collect_logits(self.backbone.family.logits, self.model, loader, device=device)
+
+    def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
+        """Probabilities, shape (n_inputs, n_labels), columns in ``labels`` order."""
+        ex = self._examples(inputs, require_labels=False)
+        logits, _ = self._logits(ex.inputs, None, ex.modality, batch_size)
+        return self._task.probabilities(torch.from_numpy(logits)).numpy()
+
+    def predict(self, inputs: Any, batch_size: int = 32) -> list[Any]:
+        """One prediction per input: ``{"label", "score"}``; for multi-label, the list of labels above the threshold."""
+        return self._task.decode(self.predict_proba(inputs, batch_size), self.labels, self.threshold)
+
+    def evaluate(self, dataset: Any, batch_size: int = 32) -> dict[str, float]:
+        """Metrics on a labelled dataset (any form ``adapt`` takes) plus its mean ``loss``."""
+        ex = self._examples(dataset, require_labels=True)
+        y = encode(ex.raw_labels, self.labels, self.task, names_given=ex.label_names == self.labels, what="eval set")
+        logits, y = self._logits(ex.inputs, y, ex.modality, batch_size)
+        probs = self._task.probabilities(torch.from_numpy(logits)).numpy()
+        metrics = self._task.metrics(probs, y, self.threshold)
+        metrics["loss"] = float(self._task.loss(torch.from_numpy(logits), self._task.targets(y)))
+        return metrics
+
+    # --- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the model folder; refuse to replace a non-empty folder unless ``overwrite=True``."""
+        target = Path(path).expanduser().resolve()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+            raise TransferkitError(f"{str(target)!r} already exists and is not empty; pass overwrite=True or choose another folder.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            self.backbone.family.save(self.backbone, tmp, self.labels)
+            payload = self.config.to_dict() | {"history": self.history}
+            (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
+            if target.exists():
+                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+
+def load(path: str | Path) -> Adapted:
+    """Restore a folder written by ``Adapted.save`` (or by ``adapt(..., output_dir=...)``)."""
+    from .backbones import get_family
+
+    folder = Path(path).expanduser()
+    cfg_file = folder / CONFIG_NAME
+    if not cfg_file.is_file():
+        hint = " It looks like a plain model folder: adapt() it instead." if (folder / "config.json").is_file() else ""
+        raise TransferkitError(f"{str(folder)!r} is not a transferkit model folder (no {CONFIG_NAME}).{hint}")
+    data = json.loads(cfg_file.read_text())
+    config = RunConfig.from_dict(data)
+    options = {"source": config.model, "max_length": config.training.max_length, "augment": False}
+    backbone = get_family(config.family).load(folder.resolve(), options)
+    return Adapted(backbone, config, data.get("history"))

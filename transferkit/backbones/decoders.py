@@ -1,0 +1,34 @@
+"""Decoder language models (GPT-2, Llama, SmolLM...) as sequence classifiers.
+
+Same Auto-class path as the encoders; what differs is that decoders ship without a padding
+token. We pad with the end-of-text token and record it as ``pad_token_id``, which makes the
+transformers classifier pool the last non-pad token of each (right-padded) sequence.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .base import register_family
+from .encoders import EncoderFamily, is_causal_lm_config
+
+
+@register_family
+class DecoderFamily(EncoderFamily):
+    name = "decoder"
+    modality = "text"
+
+    def accepts_module(self, module: nn.Module) -> bool:
+        from transformers import PreTrainedModel
+
+        return isinstance(module, PreTrainedModel) and is_causal_lm_config(module.config.to_dict())
+
+    def accepts_folder(self, config: dict[str, Any]) -> bool:
+        return is_causal_lm_config(config)
+
+    def prepare_tokenizer(self, model: nn.Module, tokenizer) -> None:
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        tokenizer.padding_side = "right"
+        model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,0 +1,98 @@
+"""Typed run configuration: dataclasses that validate themselves and round-trip to JSON.
+
+The whole run (model source, task, labels, strategy options, every learning rate actually
+used) is written beside the weights, so a saved folder says exactly how it was made.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+TASKS = ("single_label", "multi_label")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass
+class TrainingConfig:
+    """How to train. ``learning_rate`` is the new head's rate; each strategy derives the
+    backbone's (lower) rates from it and records them, so no rate changes silently."""
+
+    epochs: int = 5
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str = "no"
+    seed: int = 0
+    early_stopping_patience: int | None = 3
+    max_grad_norm: float | None = 1.0
+    validation_fraction: float = 0.15
+    max_length: int = 128
+    image_size: int | None = None
+    num_workers: int = 0
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}.")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
+               f"batch_size must be an integer >= 1, got {self.batch_size!r}.")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}.")
+        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        _check(isinstance(self.gradient_accumulation_steps, int) and self.gradient_accumulation_steps >= 1,
+               f"gradient_accumulation_steps must be an integer >= 1, got {self.gradient_accumulation_steps!r}.")
+        _check(self.mixed_precision in MIXED_PRECISION,
+               f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}.")
+        _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+               f"early_stopping_patience must be None or >= 1, got {self.early_stopping_patience!r}.")
+        _check(0 <= self.validation_fraction < 1,
+               f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
+        _check(self.max_length >= 2, f"max_length must be >= 2, got {self.max_length!r}.")
+        _check(self.image_size is None or self.image_size >= 8,
+               f"image_size must be None or >= 8 pixels, got {self.image_size!r}.")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild and explain an adapted model (saved as ``transferkit.json``)."""
+
+    model: str
+    family: str
+    modality: str
+    task: str
+    labels: list[str]
+    strategy: dict[str, Any]
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    input_column: str | None = None
+    label_column: str | None = None
+    threshold: float | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)
+    transferkit_version: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.training, dict):
+            self.training = TrainingConfig(**self.training)
+        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}.")
+        _check(len(self.labels) >= 2, f"a classifier needs at least 2 labels, got {self.labels!r}.")
+        _check(self.threshold is None or 0 < self.threshold < 1, f"threshold must be in (0, 1), got {self.threshold!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,106 @@
+"""Labels: detect the task, build the label list, encode to ids / multi-hot, split stratified."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def _is_multi(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
+
+
+def detect_task(raw_labels: Sequence[Any]) -> str:
+    return "multi_label" if raw_labels and all(_is_multi(v) for v in raw_labels) else "single_label"
+
+
+def _is_multi_hot(raw_labels: Sequence[Any]) -> bool:
+    """Rows of equal length holding only numeric 0/1 values. (Label *names* for multi-label data
+    should be strings: integer ids in equal-length lists would read as multi-hot vectors.)"""
+    if len({len(v) for v in raw_labels}) != 1:
+        return False
+    return all(isinstance(x, (int, float, bool, np.integer, np.floating)) and x in (0, 1)
+               for v in raw_labels for x in v)
+
+
+def build_labels(raw_labels: Sequence[Any], task: str, names: list[str] | None = None) -> list[str]:
+    """The label names in class-id order: given names (a ClassLabel's), else sorted distinct values."""
+    if names:
+        return [str(n) for n in names]
+    if task == "multi_label":
+        if _is_multi_hot(raw_labels):
+            return [str(i) for i in range(len(raw_labels[0]))]
+        values = {v for row in raw_labels for v in row}
+    else:
+        values = set(raw_labels)
+    try:
+        ordered = sorted(values)
+    except TypeError:
+        ordered = sorted(values, key=str)
+    return [str(v) for v in ordered]
+
+
+def encode(raw_labels: Sequence[Any], labels: list[str], task: str, names_given: bool = False,
+           what: str = "dataset") -> np.ndarray:
+    """Class ids (single-label) or multi-hot rows (multi-label); unknown labels raise a DataError."""
+    index = {name: i for i, name in enumerate(labels)}
+
+    def lookup(value: Any) -> int:
+        # integers index a ClassLabel's names; anything else is looked up by its string form
+        if names_given and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            if 0 <= int(value) < len(labels):
+                return int(value)
+        key = str(value)
+        if key not in index:
+            raise DataError(
+                f"the {what} has label {value!r}, which the training set never had (its labels: {labels[:20]}). "
+                "Remove those examples or add them to the training data."
+            )
+        return index[key]
+
+    if task == "single_label":
+        if any(_is_multi(v) for v in raw_labels):
+            raise DataError("some labels are lists and some are not: use one label per example, or a list for every example "
+                            "(multi-label).")
+        return np.array([lookup(v) for v in raw_labels], dtype=np.int64)
+    out = np.zeros((len(raw_labels), len(labels)), dtype=np.float32)
+    multi_hot = _is_multi_hot(raw_labels) and labels == [str(i) for i in range(len(labels))]
+    for row, value in enumerate(raw_labels):
+        if not _is_multi(value):
+            raise DataError(f"multi-label data needs a list of labels per example; example {row} has {value!r}.")
+        if multi_hot:
+            out[row] = np.asarray(value, dtype=np.float32)
+        else:
+            for v in value:
+                out[row, lookup(v)] = 1.0
+    return out
+
+
+def check_classes(y: np.ndarray, labels: list[str], task: str) -> None:
+    present = (np.unique(y) if task == "single_label" else np.flatnonzero(y.sum(0) > 0))
+    if len(labels) < 2 or len(present) < 2:
+        raise DataError(
+            f"need at least 2 classes to train a classifier, found {len(present)} ({[labels[i] for i in present][:5]}). "
+            "Check the label column, or add examples of the other classes."
+        )
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(train_idx, val_idx), stratified on the class (or on the first label for multi-label).
+
+    Returns None when a class has too few examples to appear on both sides: training then runs
+    without a validation split (and without early stopping), which the caller logs.
+    """
+    from sklearn.model_selection import train_test_split
+
+    strata = y if y.ndim == 1 else y.argmax(1)
+    counts = np.bincount(strata)
+    counts = counts[counts > 0]
+    n_val = int(round(len(y) * fraction))
+    if fraction <= 0 or counts.min() < 2 or n_val < len(counts) or len(y) - n_val < len(counts):
+        return None
+    idx = np.arange(len(y))
+    train_idx, val_idx = train_test_split(idx, test_size=n_val, stratify=strata, random_state=seed)
+    return np.sort(train_idx), np.sort(val_idx)

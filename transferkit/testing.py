@@ -1,0 +1,127 @@
+"""Tiny offline fixtures: models built from configs and saved like a user's download, and toy data.
+
+Shipped in the package (as accelerate ships its RegressionModel) so tests, recipes and users
+can exercise every code path without a network: each ``tiny_*`` writes a folder that
+``adapt()`` loads through exactly the path a Hub name or local folder takes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+COLORS = {"red": (0,), "green": (1,), "blue": (2,)}
+TOPICS = {
+    "sports": "goal match team score coach league",
+    "food": "pizza pasta salad bread cheese soup",
+    "music": "guitar song drums album band piano",
+}
+SENTIMENT = {"positive": "good great wonderful excellent love happy", "negative": "bad awful terrible poor hate sad"}
+FILLER = "the a is was this that it very and of to".split()
+
+
+def tiny_timm(directory: str | Path, arch: str = "test_resnet", image_size: int = 32, seed: int = 0) -> Path:
+    """A randomly initialised timm test model saved with ``save_for_hf`` (loads via ``local-dir:``)."""
+    import timm
+    import torch
+    from timm.models._hub import save_for_hf
+
+    torch.manual_seed(seed)
+    kwargs = {"img_size": image_size} if "vit" in arch else {}
+    model = timm.create_model(arch, pretrained=False, num_classes=10, **kwargs)
+    directory = Path(directory)
+    save_for_hf(model, str(directory), safe_serialization=True, data_config={"input_size": (3, image_size, image_size)})
+    return directory
+
+
+def _words() -> list[str]:
+    words = set(FILLER)
+    for text in list(TOPICS.values()) + list(SENTIMENT.values()):
+        words.update(text.split())
+    return sorted(words)
+
+
+def tiny_bert(directory: str | Path, seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Path:
+    """A 2-layer, 32-wide ``BertModel`` with a word-level tokenizer, saved like a Hub download."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {w: i for i, w in enumerate(specials + _words())}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                        sep_token="[SEP]", mask_token="[MASK]")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * hidden_size, max_position_embeddings=64, pad_token_id=0,
+                        initializer_range=0.2)  # wide init: input-dependent features, as pretrained ones are
+    directory = Path(directory)
+    BertModel(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def tiny_gpt2(directory: str | Path, seed: int = 0, n_embd: int = 32, layers: int = 2) -> Path:
+    """A 2-layer, 32-wide GPT-2 LM (no pad token, as the real one) with a byte-level BPE tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([" ".join(_words())] * 4, trainer)
+    eos = "<|endoftext|>"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos, unk_token=eos)
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=n_embd, n_layer=layers, n_head=2, n_positions=64,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, initializer_range=0.2)
+    directory = Path(directory)
+    GPT2LMHeadModel(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def toy_images(n_per_class: int = 8, multi_label: bool = False, size: int = 32, seed: int = 0):
+    """Separable colour images as ``[(PIL image, label), ...]``: the label is the dominant colour.
+
+    Multi-label: each image lights one or two colour channels, labelled with their names.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    names = list(COLORS)
+    out = []
+    for k in range(n_per_class * len(names)):
+        if multi_label:
+            first = names[k % 3]
+            chosen = sorted({first, names[(k // 3) % 3]}) if k % 2 else [first]
+        else:
+            chosen = [names[k % 3]]
+        img = rng.integers(0, 60, size=(size, size, 3))
+        for name in chosen:
+            img[..., COLORS[name][0]] += 170
+        out.append((Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)), chosen if multi_label else chosen[0]))
+    return out
+
+
+def toy_texts(n_per_class: int = 8, multi_label: bool = False, seed: int = 0):
+    """Separable sentences as ``[(text, label), ...]``: sentiment words, or one/two topics for multi-label."""
+    rng = np.random.default_rng(seed)
+    classes = TOPICS if multi_label else SENTIMENT
+    names = list(classes)
+    out = []
+    for k in range(n_per_class * len(names)):
+        chosen = [names[k % len(names)]]
+        if multi_label and k % 2:
+            chosen = sorted({chosen[0], names[(k // len(names)) % len(names)]})
+        words = [str(w) for name in chosen for w in rng.choice(classes[name].split(), 2)]
+        words += [str(w) for w in rng.choice(FILLER, 3)]
+        rng.shuffle(words)
+        out.append((" ".join(words), chosen if multi_label else chosen[0]))
+    return out

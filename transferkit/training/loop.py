@@ -1,0 +1,150 @@
+"""The one training loop: Accelerate makes CPU, one GPU, many processes and mixed precision the same code.
+
+AdamW with linear warmup then cosine decay, gradient accumulation, gradient clipping, evaluation
+each epoch, early stopping on the task's validation metric, and the best weights restored at
+the end. Frozen sub-modules stay in eval mode throughout (BatchNorm statistics untouched).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import TrainingConfig
+from ..errors import ConfigError
+from ..strategies import frozen_modules, set_train_mode
+from .inference import collect_logits
+
+logger = logging.getLogger("transferkit")
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    val_probs: np.ndarray | None = None
+    val_y: np.ndarray | None = None
+    is_main_process: bool = True
+
+
+def make_accelerator(cfg: TrainingConfig):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    on_gpu = torch.cuda.is_available()
+    if cfg.mixed_precision == "fp16" and not on_gpu:
+        raise ConfigError("mixed_precision='fp16' needs a CUDA GPU; on CPU use mixed_precision='bf16' or 'no'.")
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", cfg.mixed_precision) != cfg.mixed_precision:
+        AcceleratorState._reset_state()  # a new run in the same process may ask for another precision
+    # cpu=True when there is no GPU: without it, several launched CPU processes would not form a group.
+    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not on_gpu,
+                       gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+
+
+def _optimizer(param_groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW; biases and normalisation weights (1-d tensors) get no weight decay."""
+    groups = []
+    for g in param_groups:
+        for decay, params in ((weight_decay, [p for p in g["params"] if p.ndim > 1]),
+                              (0.0, [p for p in g["params"] if p.ndim <= 1])):
+            if params:
+                groups.append({"params": params, "lr": g["lr"], "weight_decay": decay, "name": g["name"]})
+    return torch.optim.AdamW(groups)
+
+
+def _schedule(optimizer, total_steps: int, warmup_ratio: float):
+    warmup = int(round(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingConfig) -> FitResult:
+    accelerator = make_accelerator(cfg)
+    optimizer = _optimizer(param_groups, cfg.weight_decay)
+    frozen = frozen_modules(backbone.model)
+    trainable = [p for g in param_groups for p in g["params"]]
+    model, optimizer, train_loader = accelerator.prepare(backbone.model, optimizer, train_loader)
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
+    scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
+    forward = backbone.family.logits
+    result = FitResult(is_main_process=accelerator.is_main_process)
+    best, best_state, stale = -math.inf, None, 0
+    unwrapped = accelerator.unwrap_model(model)
+    from tqdm.auto import tqdm
+
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        set_train_mode(model, frozen)
+        total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=not (cfg.progress_bar and accelerator.is_local_main_process))
+        for batch in bar:
+            labels = batch.pop("labels")
+            with accelerator.accumulate(model):
+                loss = task.loss(forward(model, batch), labels)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    if cfg.max_grad_norm:
+                        accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            total += loss.detach() * len(labels)
+            count += len(labels)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": float(total / count)}
+        if val_loader is not None:
+            logits, y = collect_logits(forward, model, val_loader, accelerator)
+            probs = task.probabilities(torch.from_numpy(logits)).numpy()
+            row["eval_loss"] = float(task.loss(torch.from_numpy(logits), task.targets(y)))
+            row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
+            score = row[f"eval_{task.metric}"]
+            if score > best:
+                best, stale, result.best_epoch = score, 0, epoch
+                result.val_probs, result.val_y = probs, y
+                best_state = _snapshot(unwrapped)
+            else:
+                stale += 1
+        row["seconds"] = round(time.perf_counter() - start, 3)
+        result.history.append(row)
+        logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+        if cfg.early_stopping_patience and val_loader is not None and stale >= cfg.early_stopping_patience:
+            logger.info("early stopping: no %s gain for %d epochs", task.metric, stale)
+            break
+    if best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
+        _restore(unwrapped, best_state)
+        logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric, best)
+    backbone.model = unwrapped
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of what training changes: trainable parameters and buffers (BatchNorm statistics)."""
+    state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    state.update({n: b.detach().clone() for n, b in model.named_buffers()})
+    return state
+
+
+@torch.no_grad()
+def _restore(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    tensors = dict(model.named_parameters())
+    tensors.update(dict(model.named_buffers()))
+    for name, value in state.items():
+        tensors[name].copy_(value)
