@@ -57,7 +57,8 @@ def tiny_bert(directory: str | Path, seed: int = 0, hidden_size: int = 32, layer
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=2 * hidden_size, max_position_embeddings=64, pad_token_id=0,
-                        initializer_range=0.2)  # wide init: input-dependent features, as pretrained ones are
+                        initializer_range=0.2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    # wide init gives input-dependent features, as pretrained ones are; no dropout gives a clean loss trend
     directory = Path(directory)
     BertModel(config).save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
@@ -80,7 +81,8 @@ def tiny_gpt2(directory: str | Path, seed: int = 0, n_embd: int = 32, layers: in
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos, unk_token=eos)
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=len(tokenizer), n_embd=n_embd, n_layer=layers, n_head=2, n_positions=64,
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, initializer_range=0.2)
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, initializer_range=0.2,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     directory = Path(directory)
     GPT2LMHeadModel(config).save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))

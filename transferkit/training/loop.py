@@ -82,7 +82,7 @@ def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingCon
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
     forward = backbone.family.logits
     result = FitResult(is_main_process=accelerator.is_main_process)
-    best, best_state, stale = -math.inf, None, 0
+    best, best_state, stale = (-math.inf, -math.inf), None, 0
     unwrapped = accelerator.unwrap_model(model)
     from tqdm.auto import tqdm
 
@@ -114,7 +114,7 @@ def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingCon
             probs = task.probabilities(torch.from_numpy(logits)).numpy()
             row["eval_loss"] = float(task.loss(torch.from_numpy(logits), task.targets(y)))
             row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
-            score = row[f"eval_{task.metric}"]
+            score = (row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
             if score > best:
                 best, stale, result.best_epoch = score, 0, epoch
                 result.val_probs, result.val_y = probs, y
@@ -129,7 +129,7 @@ def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingCon
             break
     if best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
         _restore(unwrapped, best_state)
-        logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric, best)
+        logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric, best[0])
     backbone.model = unwrapped
     accelerator.wait_for_everyone()
     return result
