@@ -55,7 +55,6 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     cfg = _training_config(dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                 mixed_precision=mixed_precision, **training_options))
     chosen = strategy_from(strategy)  # validate before any slow loading
-    set_seed(cfg.seed)
 
     train_ex = read_dataset(train, input_column, label_column)
     task = TASK_ALIASES.get(task, task) if task else detect_task(train_ex.raw_labels)
@@ -81,6 +80,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         raise DataError(f"the eval set holds {val_modality} inputs but the training set holds {train_ex.modality} inputs.")
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer}
+    set_seed(cfg.seed)  # the new head's initialisation depends on the seed alone
     backbone = resolve_backbone(model, labels, task, options)
     if backbone.modality != train_ex.modality:
         raise DataError(f"{_describe_source(model)!r} is a{'n' if backbone.modality == 'image' else ''} "

@@ -71,6 +71,8 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
 
 
 def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingConfig) -> FitResult:
+    from accelerate.utils import set_seed
+
     accelerator = make_accelerator(cfg)
     optimizer = _optimizer(param_groups, cfg.weight_decay)
     frozen = frozen_modules(backbone.model)
@@ -81,6 +83,9 @@ def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingCon
     steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
     forward = backbone.family.logits
+    # Re-seed after set-up: first-time imports and Accelerator creation may draw random numbers,
+    # and the run must not depend on whether it is the first in its process.
+    set_seed(cfg.seed)
     result = FitResult(is_main_process=accelerator.is_main_process)
     best, best_state, stale = (-math.inf, -math.inf), None, 0
     unwrapped = accelerator.unwrap_model(model)

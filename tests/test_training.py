@@ -1,0 +1,123 @@
+"""The training loop and the strategies' mechanics: reproducibility, precision, accumulation,
+early stopping, LoRA merge fidelity, the auto rules, and frozen modules in eval mode."""
+import numpy as np
+import pytest
+import torch
+from accelerate.utils import set_seed
+
+from conftest import toy_data
+from transferkit import Full, LinearProbe, LoRA, adapt
+from transferkit.backbones import resolve_backbone
+from transferkit.strategies import Auto, Freeze, frozen_modules, set_train_mode
+
+QUICK = dict(epochs=2, batch_size=8, progress_bar=False)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["cnn", "bert"])
+def test_same_seed_same_weights(kind, tiny_models):
+    data = toy_data(kind, "single_label")
+    a = adapt(tiny_models[kind], data, strategy="full", seed=3, **QUICK)
+    b = adapt(tiny_models[kind], data, strategy="full", seed=3, **QUICK)
+    c = adapt(tiny_models[kind], data, strategy="full", seed=4, **QUICK)
+    wa, wb, wc = _weights(a.model), _weights(b.model), _weights(c.model)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.history == [dict(h, seconds=h2["seconds"]) for h, h2 in zip(b.history, a.history)]
+    assert any(not torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_bf16_mixed_precision_on_cpu(tiny_models):
+    result = adapt(tiny_models["bert"], toy_data("bert", "single_label"), strategy="lora", mixed_precision="bf16", **QUICK)
+    assert result.config.training.mixed_precision == "bf16"
+    assert np.isfinite(result.predict_proba(["good great movie"])).all()
+
+
+def test_fp16_without_gpu_is_a_clear_error(tiny_models):
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is valid on a GPU")
+    with pytest.raises(Exception, match="fp16.*GPU.*bf16"):
+        adapt(tiny_models["bert"], toy_data("bert", "single_label"), mixed_precision="fp16", **QUICK)
+
+
+def test_gradient_accumulation_runs_and_is_recorded(tiny_models):
+    result = adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), strategy="freeze",
+                   gradient_accumulation_steps=2, **QUICK)
+    assert result.config.training.gradient_accumulation_steps == 2
+    assert len(result.history) == 2
+
+
+def test_early_stopping_stops_and_restores_best(tiny_models):
+    # learning_rate tiny: no epoch improves on the first, so patience 1 stops after epoch 2
+    result = adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), strategy="linear-probe", epochs=6,
+                   learning_rate=1e-9, early_stopping_patience=1, batch_size=8, progress_bar=False)
+    assert len(result.history) < 6
+    assert result.config.resolved["best_epoch"] is not None
+
+
+def test_every_learning_rate_is_recorded(tiny_models):
+    result = adapt(tiny_models["bert"], toy_data("bert", "single_label"), strategy=Full(), learning_rate=1e-3, **QUICK)
+    rates = result.config.resolved["learning_rates"]
+    assert rates["head"] == pytest.approx(1e-3)
+    ordered = [rates[g] for g in result.config.resolved["layer_groups"]]
+    assert ordered == sorted(ordered), "rates must shrink toward the input"
+    assert ordered[0] == pytest.approx(1e-5) and ordered[-1] == pytest.approx(1e-4)
+
+
+def _backbone(folder, labels=("a", "b", "c")):
+    set_seed(0)
+    return resolve_backbone(folder, list(labels), "single_label", {})
+
+
+@pytest.mark.parametrize("kind", ["cnn", "vit", "bert", "gpt2"])
+def test_lora_merge_keeps_predictions(kind, tiny_models):
+    """peft#1836: merging must not change outputs; the head must survive the merge."""
+    backbone = _backbone(tiny_models[kind])
+    LoRA(rank=4).apply(backbone, 1e-3)
+    with torch.no_grad():
+        for name, p in backbone.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # non-zero adapters, as after training
+    data = toy_data(kind, "single_label")[:4]
+    batch = backbone.preprocess([x for x, _ in data])
+    backbone.model.eval()
+    with torch.no_grad():
+        before = backbone.logits(batch)
+        LoRA().finalize(backbone)
+        after = backbone.logits(batch)
+    assert not any("lora" in n for n, _ in backbone.model.named_parameters())
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_groups_and_targets(tiny_models):
+    backbone = _backbone(tiny_models["bert"])
+    upper = LoRA(groups="upper").target_layers(backbone)
+    lower = LoRA(groups="lower").target_layers(backbone)
+    assert upper and lower and not set(upper) & set(lower)
+    qv = LoRA(target_modules=["query", "value"]).target_layers(backbone)
+    assert qv and all(n.endswith((".query", ".value")) for n in qv)
+
+
+def test_auto_rules(tiny_models):
+    cnn, bert = _backbone(tiny_models["cnn"]), _backbone(tiny_models["bert"])
+    assert isinstance(Auto().choose(cnn, 10)[0], LinearProbe)
+    assert isinstance(Auto().choose(cnn, 100)[0], Freeze)
+    assert isinstance(Auto().choose(bert, 100)[0], LoRA)
+    assert isinstance(Auto().choose(bert, 5000)[0], Full)
+    result = adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), **QUICK)
+    assert result.config.strategy["name"] == "linear-probe"
+    assert "examples per class" in result.config.resolved["strategy_reason"]
+
+
+def test_frozen_modules_stay_in_eval_mode(tiny_models):
+    backbone = _backbone(tiny_models["cnn"])
+    Freeze(groups=2).apply(backbone, 1e-3)
+    frozen = frozen_modules(backbone.model)
+    set_train_mode(backbone.model, frozen)
+    bns = {n: m for n, m in backbone.model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    lower = {p.rsplit(".", 1)[0] for g in backbone.groups[:2] for p in g.params}
+    assert any(n in lower for n in bns)
+    for name, bn in bns.items():
+        assert bn.training == (name not in lower), name
