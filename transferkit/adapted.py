@@ -24,6 +24,11 @@ from .training import collect_logits
 CONFIG_NAME = "transferkit.json"
 
 
+def _one_image(arr: np.ndarray) -> bool:
+    """HxW, HxWxC or CxHxW is one image; (N, H, W) and (N, H, W, C) are stacks."""
+    return arr.ndim == 2 or arr.ndim == 3 and (arr.shape[-1] in (1, 3, 4) or arr.shape[0] in (1, 3))
+
+
 class Adapted:
     """A backbone adapted to a new task. ``model`` is a plain ``torch.nn.Module`` (new head included)."""
 
@@ -61,10 +66,10 @@ class Adapted:
         if not require_labels and (isinstance(inputs, (str, Path)) and not Path(str(inputs)).is_dir()
                                    and not str(inputs).lower().endswith((".csv", ".jsonl", ".json"))
                                    or type(inputs).__module__.startswith("PIL")
-                                   or isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
+                                   or isinstance(inputs, np.ndarray) and _one_image(inputs)):
             inputs = [inputs]  # one input, not a dataset
-        if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
-            inputs = list(inputs)
+        if isinstance(inputs, np.ndarray) and inputs.ndim in (3, 4):
+            inputs = list(inputs)  # a stack of images, e.g. (N, H, W) digits
         ex = read_dataset(inputs, self.config.input_column, self.config.label_column, require_labels=require_labels)
         if ex.modality != self.backbone.modality:
             raise DataError(f"this model takes {self.backbone.modality} inputs, got {ex.modality} ({type(ex.inputs[0]).__name__}).")
@@ -89,7 +94,7 @@ class Adapted:
     def evaluate(self, dataset: Any, batch_size: int = 32) -> dict[str, float]:
         """Metrics on a labelled dataset (any form ``adapt`` takes) plus its mean ``loss``."""
         ex = self._examples(dataset, require_labels=True)
-        y = encode(ex.raw_labels, self.labels, self.task, names_given=ex.label_names == self.labels, what="eval set")
+        y = encode(ex.raw_labels, self.labels, self.task, what="eval set")
         logits, y = self._logits(ex.inputs, y, ex.modality, batch_size)
         probs = self._task.probabilities(torch.from_numpy(logits)).numpy()
         metrics = self._task.metrics(probs, y, self.threshold)
@@ -127,6 +132,8 @@ def load(path: str | Path) -> Adapted:
     from .backbones import get_family
 
     folder = Path(path).expanduser()
+    if not folder.exists():
+        raise TransferkitError(f"no such folder: {str(folder)!r} (resolved from {Path.cwd()}).")
     cfg_file = folder / CONFIG_NAME
     if not cfg_file.is_file():
         hint = " It looks like a plain model folder: adapt() it instead." if (folder / "config.json").is_file() else ""

@@ -61,14 +61,14 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}.{did_you_mean(str(task), TASKS)}")
     labels = build_labels(train_ex.raw_labels, task, train_ex.label_names)
-    y = encode(train_ex.raw_labels, labels, task, names_given=bool(train_ex.label_names), what="training set")
+    y = encode(train_ex.raw_labels, labels, task, what="training set")
     check_classes(y, labels, task)
 
     train_idx, val_inputs, val_y, val_modality = np.arange(len(y)), None, None, train_ex.modality
     if eval_dataset is not None:
         ev = read_dataset(eval_dataset, train_ex.input_column or input_column, train_ex.label_column or label_column)
         val_inputs, val_modality = ev.inputs, ev.modality
-        val_y = encode(ev.raw_labels, labels, task, names_given=ev.label_names == labels, what="eval set")
+        val_y = encode(ev.raw_labels, labels, task, what="eval set")
     else:
         split = stratified_split(y, cfg.validation_fraction, cfg.seed)
         if split is None:
@@ -79,13 +79,16 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if val_modality != train_ex.modality:
         raise DataError(f"the eval set holds {val_modality} inputs but the training set holds {train_ex.modality} inputs.")
 
-    options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer}
+    options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
+               "augment": cfg.augment}
     set_seed(cfg.seed)  # the new head's initialisation depends on the seed alone
     backbone = resolve_backbone(model, labels, task, options)
     if backbone.modality != train_ex.modality:
+        column = f" (column {train_ex.input_column!r}; or choose another input_column)" if train_ex.input_column else ""
+        article = "an" if train_ex.modality == "image" else "a"
         raise DataError(f"{_describe_source(model)!r} is a{'n' if backbone.modality == 'image' else ''} "
-                        f"{backbone.modality} model but the data holds {train_ex.modality} inputs "
-                        f"(column {train_ex.input_column!r}). Pick a {train_ex.modality} backbone or another input_column.")
+                        f"{backbone.modality} model but the data holds {train_ex.modality} inputs{column}. "
+                        f"Pick {article} {train_ex.modality} backbone.")
 
     per_class = len(train_idx) / len(labels)
     reason = "chosen by the user"
@@ -127,6 +130,10 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                   **backbone.details},
     )
     adapted = Adapted(backbone, config, result.history)
-    if output_dir is not None and result.is_main_process:
-        adapted.save(output_dir, overwrite=True)
+    if output_dir is not None:
+        from accelerate import PartialState
+
+        if result.is_main_process:
+            adapted.save(output_dir, overwrite=True)
+        PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted

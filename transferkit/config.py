@@ -39,6 +39,7 @@ class TrainingConfig:
     validation_fraction: float = 0.15
     max_length: int = 128
     image_size: int | None = None
+    augment: bool = True
     num_workers: int = 0
     progress_bar: bool = True
 

@@ -55,6 +55,21 @@ def _head_names(model: nn.Module) -> list[str]:
     return []
 
 
+def _init_head(model: nn.Module) -> None:
+    """A small-scale start for the new head.
+
+    timm initialises classifiers for training from scratch; EfficientNet's Google-style init
+    draws from U(+-1/sqrt(num_classes)), which on 10 classes and pretrained 1280-d features gives
+    initial logits of about +-10 and a first loss near 8. Transfer recipes (BiT, MAE) start the
+    head near zero instead, so the first steps learn rather than undo the initialisation.
+    """
+    for module in model.get_classifier().modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.trunc_normal_(module.weight, std=0.01)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 @register_family
 class TimmFamily(Family):
     name = "timm"
@@ -85,6 +100,7 @@ class TimmFamily(Family):
                     f"{str(exc).splitlines()[0][:200]}). Offline? Save it once with timm's `save_for_hf` "
                     "and pass the folder, or use a `packaged:` model."
                 ) from None
+        _init_head(model)
         return self._describe(model, name, options)
 
     def _describe(self, model: nn.Module, name: str, options: dict[str, Any]) -> Backbone:

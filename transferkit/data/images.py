@@ -37,11 +37,16 @@ def to_pil(value: Any):
             raise DataError(f"an image array must be HxW or HxWxC, got shape {arr.shape}.")
         if arr.dtype != np.uint8:
             arr = np.clip(arr * 255.0 if arr.max() <= 1.0 else arr, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr).convert("RGB")
+        try:
+            return Image.fromarray(arr).convert("RGB")
+        except TypeError:
+            raise DataError(f"cannot read an array of shape {arr.shape} and dtype {arr.dtype} as an image: "
+                            "use HxW, HxWxC or CxHxW (C = 1, 3 or 4).") from None
     if isinstance(value, (str, Path)):
         path = Path(value)
         if not path.is_file():
-            raise DataError(f"image file not found: {str(path)!r}. Check the path (relative paths are resolved from {Path.cwd()}).")
+            where = "" if path.is_absolute() else f" (resolved from {Path.cwd()})"
+            raise DataError(f"image file not found: {str(path)!r}{where}. Check the path.")
         try:
             with Image.open(path) as img:
                 return img.convert("RGB")

@@ -25,8 +25,19 @@ def _is_multi_hot(raw_labels: Sequence[Any]) -> bool:
                for v in raw_labels for x in v)
 
 
+def check_shape(raw_labels: Sequence[Any], task: str) -> None:
+    """One label per example (single-label) or a list per example (multi-label), never a mix."""
+    for i, value in enumerate(raw_labels):
+        if task == "single_label" and _is_multi(value):
+            raise DataError(f"some labels are lists and some are not (example {i} has {value!r}): use one label per "
+                            "example, or a list for every example (multi-label).")
+        if task == "multi_label" and not _is_multi(value):
+            raise DataError(f"multi-label data needs a list of labels per example; example {i} has {value!r}.")
+
+
 def build_labels(raw_labels: Sequence[Any], task: str, names: list[str] | None = None) -> list[str]:
     """The label names in class-id order: given names (a ClassLabel's), else sorted distinct values."""
+    check_shape(raw_labels, task)
     if names:
         return [str(n) for n in names]
     if task == "multi_label":
@@ -42,34 +53,24 @@ def build_labels(raw_labels: Sequence[Any], task: str, names: list[str] | None =
     return [str(v) for v in ordered]
 
 
-def encode(raw_labels: Sequence[Any], labels: list[str], task: str, names_given: bool = False,
-           what: str = "dataset") -> np.ndarray:
+def encode(raw_labels: Sequence[Any], labels: list[str], task: str, what: str = "dataset") -> np.ndarray:
     """Class ids (single-label) or multi-hot rows (multi-label); unknown labels raise a DataError."""
+    check_shape(raw_labels, task)
     index = {name: i for i, name in enumerate(labels)}
 
     def lookup(value: Any) -> int:
-        # integers index a ClassLabel's names; anything else is looked up by its string form
-        if names_given and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            if 0 <= int(value) < len(labels):
-                return int(value)
-        key = str(value)
-        if key not in index:
+        if str(value) not in index:
             raise DataError(
                 f"the {what} has label {value!r}, which the training set never had (its labels: {labels[:20]}). "
                 "Remove those examples or add them to the training data."
             )
-        return index[key]
+        return index[str(value)]
 
     if task == "single_label":
-        if any(_is_multi(v) for v in raw_labels):
-            raise DataError("some labels are lists and some are not: use one label per example, or a list for every example "
-                            "(multi-label).")
         return np.array([lookup(v) for v in raw_labels], dtype=np.int64)
     out = np.zeros((len(raw_labels), len(labels)), dtype=np.float32)
     multi_hot = _is_multi_hot(raw_labels) and labels == [str(i) for i in range(len(labels))]
     for row, value in enumerate(raw_labels):
-        if not _is_multi(value):
-            raise DataError(f"multi-label data needs a list of labels per example; example {row} has {value!r}.")
         if multi_hot:
             out[row] = np.asarray(value, dtype=np.float32)
         else:
@@ -88,19 +89,20 @@ def check_classes(y: np.ndarray, labels: list[str], task: str) -> None:
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(train_idx, val_idx), stratified on the class (or on the first label for multi-label).
+    """(train_idx, val_idx), stratified on the class (on the first label for multi-label data).
 
-    Returns None when a class has too few examples to appear on both sides: training then runs
-    without a validation split (and without early stopping), which the caller logs.
+    Each class gives ``round(fraction * count)`` examples, at least one, to validation, so every
+    class is seen on both sides. Returns None when a class has fewer than 2 examples: training
+    then runs without a validation split (and without early stopping), which the caller logs.
     """
-    from sklearn.model_selection import train_test_split
-
     strata = y if y.ndim == 1 else y.argmax(1)
-    counts = np.bincount(strata)
-    counts = counts[counts > 0]
-    n_val = int(round(len(y) * fraction))
-    if fraction <= 0 or counts.min() < 2 or n_val < len(counts) or len(y) - n_val < len(counts):
+    classes, counts = np.unique(strata, return_counts=True)
+    if fraction <= 0 or counts.min() < 2:
         return None
-    idx = np.arange(len(y))
-    train_idx, val_idx = train_test_split(idx, test_size=n_val, stratify=strata, random_state=seed)
-    return np.sort(train_idx), np.sort(val_idx)
+    rng = np.random.default_rng(seed)
+    val = []
+    for c, n in zip(classes, counts):
+        members = rng.permutation(np.flatnonzero(strata == c))
+        val.extend(members[: min(n - 1, max(1, int(round(fraction * n))))])
+    val_idx = np.sort(np.asarray(val))
+    return np.setdiff1d(np.arange(len(y)), val_idx), val_idx

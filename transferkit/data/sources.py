@@ -78,6 +78,12 @@ def from_table(columns: dict[str, Sequence[Any]] | Any, input_column: str | None
     n = len(columns) if features is not None else len(next(iter(columns.values()), []))
     if n == 0:
         raise DataError("the dataset is empty (0 rows): nothing to train or evaluate on.")
+    if features is None:
+        lengths = {c: len(v) for c, v in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataError(f"the columns have different lengths {lengths}: every column needs one value per example.")
+    if label_column is not None and label_column not in names and not require_labels:
+        label_column = None  # predicting on unlabelled data: the training label column may be absent
     label_col = _pick(names, label_column, LABEL_NAMES, "label")
     if label_col is None and features is not None:
         label_col = next((c for c in names if type(features[c]).__name__ == "ClassLabel"), None)
@@ -98,14 +104,28 @@ def from_table(columns: dict[str, Sequence[Any]] | Any, input_column: str | None
             raise DataError(f"cannot tell which column holds the inputs among {rest}; name it with input_column=...")
     if features is not None:
         inputs: Sequence[Any] = _Column(columns, input_col) if _modality(sample[input_col]) == "image" else columns[input_col]
-        raw = list(columns[label_col]) if label_col else None
         label_feature = features[label_col] if label_col else None
         names_given = getattr(label_feature, "names", None) or getattr(getattr(label_feature, "feature", None), "names", None)
+        raw = list(columns[label_col]) if label_col else None
+        if raw is not None and names_given:
+            raw = _class_names(raw, names_given, label_col)
     else:
         inputs, raw, names_given = list(columns[input_col]), (list(columns[label_col]) if label_col else None), None
     if base is not None and isinstance(inputs, list) and inputs and looks_like_image_path(inputs[0]):
         inputs = [str(p) if Path(p).is_absolute() else str(base / p) for p in inputs]
     return Examples(inputs, raw, _modality(sample[input_col]), names_given, input_col, label_col)
+
+
+def _class_names(raw: list[Any], names: list[str], column: str) -> list[Any]:
+    """ClassLabel ids -> their names, so labels compare by name across splits whatever the id order."""
+
+    def name(v: Any) -> str:
+        if not isinstance(v, (int, np.integer)) or not 0 <= int(v) < len(names):
+            raise DataError(f"column {column!r} holds {v!r}, not a class id of its ClassLabel {names[:10]} (-1 marks "
+                            "an unlabelled example). Drop those rows first, e.g. dataset.filter(lambda r: r[...] >= 0).")
+        return names[int(v)]
+
+    return [[name(x) for x in v] if isinstance(v, (list, tuple)) else name(v) for v in raw]
 
 
 def _read_rows(path: Path) -> dict[str, list[Any]]:
