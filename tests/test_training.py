@@ -101,11 +101,10 @@ def test_lora_groups_and_targets(tiny_models):
 
 
 def test_auto_rules(tiny_models):
-    cnn, bert = _backbone(tiny_models["cnn"]), _backbone(tiny_models["bert"])
-    assert isinstance(Auto().choose(cnn, 10)[0], LinearProbe)
-    assert isinstance(Auto().choose(cnn, 100)[0], Freeze)
-    assert isinstance(Auto().choose(bert, 100)[0], LoRA)
-    assert isinstance(Auto().choose(bert, 5000)[0], Full)
+    assert isinstance(Auto().choose("image", 10)[0], LinearProbe)
+    assert isinstance(Auto().choose("image", 100)[0], Freeze)
+    assert isinstance(Auto().choose("text", 100)[0], LoRA)
+    assert isinstance(Auto().choose("text", 5000)[0], Full)
     result = adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), **QUICK)
     assert result.config.strategy["name"] == "linear-probe"
     assert "examples per class" in result.config.resolved["strategy_reason"]

@@ -36,6 +36,7 @@ class Adapted:
         self.backbone = backbone
         self.config = config
         self.history = list(history or [])
+        self.comparison = None  # set by adapt(..., compare=True)
         self._task = get_task(config.task)
 
     @property

@@ -41,6 +41,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
           task: str | None = None, epochs: int = 5, batch_size: int = 16, learning_rate: float = 1e-3,
           seed: int = 0, mixed_precision: str = "no", label_column: str | None = None,
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
+          pretrained: bool = True, compare: Any = False, test_dataset: Any = None,
           **training_options: Any) -> Adapted:
     """Transfer ``model`` (a timm / transformers name, a folder, or an ``nn.Module``) to the task in ``train``.
 
@@ -49,7 +50,21 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     backbone's lower rates from it and every rate is logged and saved in ``result.config``. Other
     keyword options are :class:`TrainingConfig` fields (``image_size``, ``max_length``,
     ``gradient_accumulation_steps``, ``early_stopping_patience``, ``validation_fraction``, ...).
+
+    ``compare=True`` (or a :class:`~transferkit.evidence.CompareConfig`) also trains the same
+    architecture from random initialisation and classic ML baselines on the same splits and seeds,
+    and attaches the table and its verdict as ``result.comparison``; the arms are scored on
+    ``test_dataset``, or on a held-out split carved per seed. ``pretrained=False`` trains the
+    architecture from random weights.
     """
+    if compare:
+        from .evidence import compare_on
+
+        return compare_on(model, train, compare, eval_dataset=eval_dataset, test_dataset=test_dataset,
+                          strategy=strategy, task=task, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
+                          label_column=label_column, input_column=input_column, output_dir=output_dir,
+                          tokenizer=tokenizer, pretrained=pretrained, **training_options)
     from accelerate.utils import set_seed
 
     cfg = _training_config(dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -80,7 +95,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         raise DataError(f"the eval set holds {val_modality} inputs but the training set holds {train_ex.modality} inputs.")
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
-               "augment": cfg.augment}
+               "augment": cfg.augment, "pretrained": pretrained}
     set_seed(cfg.seed)  # the new head's initialisation depends on the seed alone
     backbone = resolve_backbone(model, labels, task, options)
     if backbone.modality != train_ex.modality:
@@ -93,7 +108,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     per_class = len(train_idx) / len(labels)
     reason = "chosen by the user"
     if isinstance(chosen, Auto):
-        chosen, reason = chosen.choose(backbone, per_class)
+        chosen, reason = chosen.choose(backbone.modality, per_class)
         logger.info("strategy auto -> %s: %s", chosen.name, reason)
     param_groups = chosen.apply(backbone, cfg.learning_rate)
     trainable, total = count_parameters(backbone.model)
@@ -120,7 +135,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                     "tuned on the validation split" if result.val_probs is not None else "default, no validation split")
     chosen.finalize(backbone)
     config = RunConfig(
-        model=_describe_source(model), family=backbone.family.name, modality=backbone.modality, task=task,
+        model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality, task=task,
         labels=labels, strategy=chosen.to_dict(), training=cfg, input_column=train_ex.input_column,
         label_column=train_ex.label_column, threshold=threshold, transferkit_version=__version__,
         resolved={"strategy_reason": reason, "learning_rates": rates, "trainable_parameters": trainable,

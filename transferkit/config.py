@@ -74,6 +74,7 @@ class RunConfig:
     labels: list[str]
     strategy: dict[str, Any]
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    pretrained: bool = True
     input_column: str | None = None
     label_column: str | None = None
     threshold: float | None = None

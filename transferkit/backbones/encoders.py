@@ -67,14 +67,19 @@ class EncoderFamily(Family):
     def _from_pretrained(self, path: str, name: str, labels, task, tokenizer, options) -> Backbone:
         from transformers import AutoModelForSequenceClassification
 
+        from transformers import AutoConfig
+
         problem = "multi_label_classification" if task == "multi_label" else "single_label_classification"
+        head = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                    label2id={l: i for i, l in enumerate(labels)}, problem_type=problem)
         try:
             with quiet_transformers():
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                    label2id={l: i for i, l in enumerate(labels)}, problem_type=problem,
-                    ignore_mismatched_sizes=True, dtype=torch.float32,
-                )
+                if options.get("pretrained", True):
+                    model = AutoModelForSequenceClassification.from_pretrained(
+                        path, ignore_mismatched_sizes=True, dtype=torch.float32, **head)
+                else:  # the same architecture from random initialisation (the from-scratch baseline)
+                    config = AutoConfig.from_pretrained(path, **head)
+                    model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load {name!r} as a sequence classifier: {str(exc).splitlines()[0][:300]}") from None
         return self._describe(model, tokenizer, name, options)

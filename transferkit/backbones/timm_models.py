@@ -55,6 +55,13 @@ def _head_names(model: nn.Module) -> list[str]:
     return []
 
 
+def _reinitialise(model: nn.Module) -> None:
+    """Random weights for a model the user passed in (the from-scratch baseline)."""
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
 def _init_head(model: nn.Module) -> None:
     """A small-scale start for the new head.
 
@@ -85,15 +92,19 @@ class TimmFamily(Family):
         import timm
 
         num_classes = len(labels)
+        pretrained = options.get("pretrained", True)
         if isinstance(source, nn.Module):
             model = copy.deepcopy(source)  # never modify the caller's model in place
             model.reset_classifier(num_classes)
+            if not pretrained:
+                _reinitialise(model)
             name = type(source).__name__
         else:
             name = source
             timm_name = source if source.startswith("hf-hub:") or not Path(source).is_dir() else f"local-dir:{source}"
             try:
-                model = timm.create_model(timm_name, pretrained=True, num_classes=num_classes)
+                # pretrained=False keeps the architecture and its preprocessing, with random weights
+                model = timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes)
             except (OSError, RuntimeError) as exc:
                 raise ModelNotFoundError(
                     f"could not load pretrained weights for timm model {source!r} ({type(exc).__name__}: "

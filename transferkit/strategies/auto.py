@@ -27,13 +27,13 @@ MANY_PER_CLASS = 1000
 class Auto(Strategy):
     name = "auto"
 
-    def choose(self, backbone, examples_per_class: float) -> tuple[Strategy, str]:
+    def choose(self, modality: str, examples_per_class: float) -> tuple[Strategy, str]:
         if examples_per_class < FEW_PER_CLASS:
             return LinearProbe(), (f"{examples_per_class:.0f} examples per class (< {FEW_PER_CLASS}): with this little "
                                    "data fine-tuning rarely beats a linear probe on frozen features and costs far more")
         if examples_per_class >= MANY_PER_CLASS:
             return Full(), f"{examples_per_class:.0f} examples per class (>= {MANY_PER_CLASS}): enough data to fine-tune every layer"
-        if backbone.modality == "text":
+        if modality == "text":
             return LoRA(), (f"{examples_per_class:.0f} examples per class on a transformer: LoRA adapts every layer "
                             "with few trainable parameters")
         return Freeze(fraction=0.5), (f"{examples_per_class:.0f} examples per class on an image model: train the upper "

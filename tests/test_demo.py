@@ -1,0 +1,51 @@
+"""The demo's quick mode end to end, through the installed CLI, on the real packaged weights and data."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "-m", "transferkit.cli", "demo", "--quick", "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout, json.loads((out / "results.json").read_text())
+
+
+def _summary(results, section):
+    point = results["sections"][section]["points"][0]
+    return point, {s["kind"] if s["kind"] != "classic" else s["arm"]: s for s in point["summary"]}
+
+
+def test_demo_writes_the_report(demo):
+    out, stdout, results = demo
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6 and "Verdict:" in html
+    assert (out / "report.md").is_file() and len(list(out.glob("*.png"))) == 6
+    assert "Report:" in stdout and "transfer" in stdout  # the console prints the tables
+    assert results["env"]["machine"] and results["env"]["versions"]["timm"]
+
+
+def test_transfer_beats_scratch_by_a_wide_margin_on_digits(demo):
+    _, _, results = demo
+    point, rows = _summary(results, 0)
+    assert point["per_class"] == 10 and len(point["seeds"]) >= 3
+    assert rows["transfer"]["mean"] - rows["scratch"]["mean"] > 25
+
+
+@pytest.mark.parametrize("section", [0, 1])
+def test_verdict_agrees_with_the_table(demo, section):
+    _, _, results = demo
+    point, _ = _summary(results, section)
+    summary = point["summary"]
+    best = max(summary, key=lambda s: s["mean"])
+    picked = next(s for s in summary if point["verdict"].startswith(f"Use {s['arm']}:"))
+    assert picked is best or abs(picked["mean"] - best["mean"]) <= max(picked["sd"], best["sd"])
+    transfer = next(s for s in summary if s["kind"] == "transfer")
+    if abs(transfer["mean"] - best["mean"]) > max(transfer["sd"], best["sd"]):
+        assert "Transfer did not win" in point["verdict"]
