@@ -128,3 +128,15 @@ def test_learning_curve_and_report(tiny_models, tmp_path):
         assert (tmp_path / png).stat().st_size > 1000
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["env"]["versions"]["torch"] and results["sections"][0]["points"][0]["seeds"] == [0]
+
+    # recipes/readme_numbers.py pastes these tables into the README, never retyped
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("readme_numbers", Path(__file__).parents[1] / "recipes" / "readme_numbers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    block = module.render(results)
+    summary = results["sections"][0]["points"][1]["summary"]
+    assert "| arm | k=3 (1 seed) | k=8 (1 seed) |" in block and "Measured by `pytest`" in block
+    assert f"{summary[0]['mean']:.1f}" in block and results["sections"][0]["points"][1]["verdict"] in block

@@ -109,7 +109,10 @@ def test_grid_case(kind, strategy, task, runs, tiny_models):
 
     # the loss falls on a separable toy set
     losses = [h["train_loss"] for h in result.history]
-    assert len(losses) == TRAIN["epochs"] and losses[-1] < losses[0], losses
+    assert losses[-1] < losses[0], losses
+    cached = strategy == "linear-probe" and kind != "gpt2"  # GPT-2 pools after its head: no replay
+    assert result.config.resolved["feature_cache"] == cached
+    assert len(losses) == TRAIN["epochs"] if not cached else len(losses) > TRAIN["epochs"]
 
     # save -> load gives identical outputs
     reloaded = load(folder)

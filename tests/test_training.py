@@ -120,3 +120,31 @@ def test_frozen_modules_stay_in_eval_mode(tiny_models):
     assert any(n in lower for n in bns)
     for name, bn in bns.items():
         assert bn.training == (name not in lower), name
+
+
+@pytest.mark.parametrize("kind", ["cnn", "bert"])
+def test_feature_cache_trains_the_same_head(kind, tiny_models):
+    """Cached features replay the head exactly; switching the cache off gives the plain loop."""
+    from transferkit.training.feature_cache import extract, head_module
+
+    backbone = _backbone(tiny_models[kind])
+    LinearProbe().apply(backbone, 1e-3)
+    head = head_module(backbone)
+    assert head is not None and {n for n, _ in head.named_parameters()}
+    from transferkit.data import ExampleDataset, make_loader
+    from transferkit.tasks import get_task
+
+    data = toy_data(kind, "single_label")
+    loader = make_loader(ExampleDataset([x for x, _ in data], np.zeros(len(data), dtype=np.int64), backbone.modality),
+                         backbone.preprocess, get_task("single_label"), 8, training=False)
+    feats, _ = extract(backbone, head, loader)
+    assert feats.shape == (len(data), backbone.num_features if kind == "cnn" else feats.shape[1])
+    cached = adapt(tiny_models[kind], data, strategy="linear-probe", **QUICK)
+    plain = adapt(tiny_models[kind], data, strategy="linear-probe", feature_cache=False, **QUICK)
+    assert cached.config.resolved["feature_cache"] and not plain.config.resolved["feature_cache"]
+    assert len(plain.history) == QUICK["epochs"] < len(cached.history)
+
+
+def test_no_feature_cache_for_gpt2(tiny_models):
+    result = adapt(tiny_models["gpt2"], toy_data("gpt2", "single_label"), strategy="linear-probe", **QUICK)
+    assert not result.config.resolved["feature_cache"] and len(result.history) == QUICK["epochs"]

@@ -7,6 +7,7 @@ only once complete, so an interrupted save never leaves a half-written checkpoin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -115,6 +116,7 @@ class Adapted:
             self.backbone.family.save(self.backbone, tmp, self.labels)
             payload = self.config.to_dict() | {"history": self.history}
             (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
+            _readable(tmp)
             if target.exists():
                 old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
                 target.rename(old)
@@ -126,6 +128,15 @@ class Adapted:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+
+def _readable(folder: Path) -> None:
+    """Give every file the permissions the user's umask asks for (safetensors writes 0600 files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.rglob("*"):
+        f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
 
 
 def load(path: str | Path) -> Adapted:

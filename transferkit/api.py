@@ -15,9 +15,10 @@ from .backbones import resolve_backbone
 from .config import TASKS, RunConfig, TrainingConfig
 from .data import ExampleDataset, build_labels, check_classes, detect_task, encode, make_loader, read_dataset, stratified_split
 from .errors import ConfigError, DataError, did_you_mean
-from .strategies import Auto, Strategy, count_parameters, frozen_modules, strategy_from
+from .strategies import Auto, LinearProbe, Strategy, count_parameters, frozen_modules, strategy_from
 from .tasks import get_task
-from .training import fit
+from .training import check_precision, fit
+from .training.feature_cache import fit_cached
 
 logger = logging.getLogger("transferkit")
 TASK_ALIASES = {"single-label": "single_label", "multi-label": "multi_label", "multilabel": "multi_label",
@@ -70,6 +71,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     cfg = _training_config(dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                 mixed_precision=mixed_precision, **training_options))
     chosen = strategy_from(strategy)  # validate before any slow loading
+    check_precision(cfg)
 
     train_ex = read_dataset(train, input_column, label_column)
     task = TASK_ALIASES.get(task, task) if task else detect_task(train_ex.raw_labels)
@@ -126,7 +128,16 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     val_loader = None if val_inputs is None else make_loader(
         ExampleDataset(val_inputs, val_y, val_modality), backbone.preprocess, task_obj, cfg.batch_size, training=False,
         num_workers=cfg.num_workers)
-    result = fit(backbone, task_obj, param_groups, train_loader, val_loader, cfg)
+    result = None
+    if isinstance(chosen, LinearProbe) and cfg.feature_cache is not False:
+        train_eval = make_loader(ExampleDataset(train_ex.inputs, y, train_ex.modality, train_idx), backbone.preprocess,
+                                 task_obj, cfg.batch_size, training=False, num_workers=cfg.num_workers)
+        result = fit_cached(backbone, task_obj, param_groups, train_eval, val_loader, cfg, chosen.min_steps)
+        if result is None:
+            logger.info("feature cache: not used (this head cannot be replayed on cached features)")
+    if result is None:
+        result = fit(backbone.model, backbone.family.logits, task_obj, param_groups, train_loader, val_loader, cfg)
+    backbone.model = result.model
 
     threshold = None
     if task == "multi_label":
@@ -142,6 +153,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                   "total_parameters": total, "frozen_batchnorm_layers": n_frozen_bn,
                   "layer_groups": [g.name for g in backbone.groups], "n_train": int(len(train_idx)),
                   "n_validation": 0 if val_y is None else int(len(val_y)), "best_epoch": result.best_epoch,
+                  "epochs_run": len(result.history), "feature_cache": result.cached,
                   **backbone.details},
     )
     adapted = Adapted(backbone, config, result.history)

@@ -40,6 +40,7 @@ class TrainingConfig:
     max_length: int = 128
     image_size: int | None = None
     augment: bool = True
+    feature_cache: bool | None = None
     num_workers: int = 0
     progress_bar: bool = True
 

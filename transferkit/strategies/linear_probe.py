@@ -13,7 +13,11 @@ from .base import Strategy, freeze_all, head_group, register_strategy
 @register_strategy
 @dataclass
 class LinearProbe(Strategy):
+    """``min_steps``: with cached features (the default where the head allows it) the head trains for
+    at least this many optimizer steps, since an epoch then costs almost nothing; see training.feature_cache."""
+
     name = "linear-probe"
+    min_steps: int = 300
 
     def apply(self, backbone, learning_rate):
         freeze_all(backbone.model)

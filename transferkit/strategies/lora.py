@@ -7,6 +7,7 @@ save, peft#876).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -97,7 +98,9 @@ class LoRA(Strategy):
             r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.targets,
             fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in layers.values()), bias="none",
         )
-        backbone.model = peft.get_peft_model(backbone.model, config)
+        with warnings.catch_warnings():  # peft probes deprecated transformers attributes while wrapping
+            warnings.simplefilter("ignore", FutureWarning)
+            backbone.model = peft.get_peft_model(backbone.model, config)
         named = dict(backbone.model.named_parameters())
         lora_params = [p for n, p in named.items() if "lora_" in n and p.requires_grad]
         head = unfreeze(backbone.model, [n for n in named if n.split("base_model.model.", 1)[-1] in set(backbone.head)])
@@ -105,7 +108,9 @@ class LoRA(Strategy):
                 {"name": "head", "params": head, "lr": learning_rate}]
 
     def finalize(self, backbone) -> None:
-        backbone.model = backbone.model.merge_and_unload()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            backbone.model = backbone.model.merge_and_unload()
 
     def to_dict(self):
         out = super().to_dict()

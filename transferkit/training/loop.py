@@ -30,15 +30,22 @@ class FitResult:
     val_probs: np.ndarray | None = None
     val_y: np.ndarray | None = None
     is_main_process: bool = True
+    model: torch.nn.Module | None = None
+    cached: bool = False  # trained on cached features (training.feature_cache)
+
+
+def check_precision(cfg: TrainingConfig) -> None:
+    """Fail before any loading when the machine cannot run the requested precision."""
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("mixed_precision='fp16' needs a CUDA GPU; on CPU use mixed_precision='bf16' or 'no'.")
 
 
 def make_accelerator(cfg: TrainingConfig):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    check_precision(cfg)
     on_gpu = torch.cuda.is_available()
-    if cfg.mixed_precision == "fp16" and not on_gpu:
-        raise ConfigError("mixed_precision='fp16' needs a CUDA GPU; on CPU use mixed_precision='bf16' or 'no'.")
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision", cfg.mixed_precision) != cfg.mixed_precision:
         AcceleratorState._reset_state()  # a new run in the same process may ask for another precision
@@ -70,19 +77,22 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingConfig) -> FitResult:
+def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_loader, cfg: TrainingConfig,
+        epochs: int | None = None) -> FitResult:
+    """Train ``model`` (``forward(model, batch) -> logits``); ``result.model`` is the trained, unwrapped module."""
     from accelerate.utils import set_seed
+
+    epochs = epochs or cfg.epochs
 
     accelerator = make_accelerator(cfg)
     optimizer = _optimizer(param_groups, cfg.weight_decay)
-    frozen = frozen_modules(backbone.model)
+    frozen = frozen_modules(model)
     trainable = [p for g in param_groups for p in g["params"]]
-    model, optimizer, train_loader = accelerator.prepare(backbone.model, optimizer, train_loader)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if val_loader is not None:
         val_loader = accelerator.prepare(val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
-    scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
-    forward = backbone.family.logits
+    scheduler = _schedule(optimizer, steps_per_epoch * epochs, cfg.warmup_ratio)
     # Re-seed after set-up: first-time imports and Accelerator creation may draw random numbers,
     # and the run must not depend on whether it is the first in its process.
     set_seed(cfg.seed)
@@ -91,11 +101,11 @@ def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingCon
     unwrapped = accelerator.unwrap_model(model)
     from tqdm.auto import tqdm
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         set_train_mode(model, frozen)
         total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False,
                    disable=not (cfg.progress_bar and accelerator.is_local_main_process))
         for batch in bar:
             labels = batch.pop("labels")
@@ -135,7 +145,7 @@ def fit(backbone, task, param_groups, train_loader, val_loader, cfg: TrainingCon
     if best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
         _restore(unwrapped, best_state)
         logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric, best[0])
-    backbone.model = unwrapped
+    result.model = unwrapped
     accelerator.wait_for_everyone()
     return result
 
