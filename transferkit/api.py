@@ -123,15 +123,16 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                 else f"{len(rates)} groups from {min(rates.values()):.2e} (input side) to {max(rates.values()):.2e} (head)")
 
     task_obj = get_task(task)
-    train_loader = make_loader(ExampleDataset(train_ex.inputs, y, train_ex.modality, train_idx), backbone.preprocess,
-                               task_obj, cfg.batch_size, training=True, seed=cfg.seed, num_workers=cfg.num_workers)
+    train_ds = ExampleDataset(train_ex.inputs, y, train_ex.modality, train_idx)
+    train_loader = make_loader(train_ds, backbone.preprocess, task_obj, cfg.batch_size, training=True, seed=cfg.seed,
+                               num_workers=cfg.num_workers)
     val_loader = None if val_inputs is None else make_loader(
         ExampleDataset(val_inputs, val_y, val_modality), backbone.preprocess, task_obj, cfg.batch_size, training=False,
         num_workers=cfg.num_workers)
     result = None
     if isinstance(chosen, LinearProbe) and cfg.feature_cache is not False:
-        train_eval = make_loader(ExampleDataset(train_ex.inputs, y, train_ex.modality, train_idx), backbone.preprocess,
-                                 task_obj, cfg.batch_size, training=False, num_workers=cfg.num_workers)
+        train_eval = make_loader(train_ds, backbone.preprocess, task_obj, cfg.batch_size, training=False,
+                                 num_workers=cfg.num_workers)  # un-augmented inputs for the cached features
         result = fit_cached(backbone, task_obj, param_groups, train_eval, val_loader, cfg, chosen.min_steps)
         if result is None:
             logger.info("feature cache: not used (this head cannot be replayed on cached features)")
