@@ -16,7 +16,7 @@ START, END = "<!-- demo-results:start -->", "<!-- demo-results:end -->"
 
 
 def render(results: dict) -> str:
-    from transferkit.evidence.compare import METRIC_NAMES
+    from transferkit.evidence.compare import METRIC_NAMES, transfer_label
 
     env = results["env"]
     lines = [f"Measured by `{results['command']}` on {env['date']} ({env['machine']}; "
@@ -33,8 +33,7 @@ def render(results: dict) -> str:
             for p in points:
                 s = next((s for s in p["summary"] if s["arm"] == arm or (arm == "transfer" and s["kind"] == "transfer")), None)
                 cells.append("—" if s is None else (f"{s['mean']:.1f} ± {s['sd']:.1f}" if s["n"] > 1 else f"{s['mean']:.1f}"))
-            name = arm if arm != "transfer" else "transfer (" + "/".join(
-                dict.fromkeys(s["arm"][10:-1] for p in points for s in p["summary"] if s["kind"] == "transfer")) + ")"
+            name = arm if arm != "transfer" else transfer_label(points)
             lines.append("| " + " | ".join([name] + cells) + " |")
         lines.append("")
         lines += [f"- k={p['per_class']:g}: {p['verdict']}" for p in points]

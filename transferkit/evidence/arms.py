@@ -49,6 +49,7 @@ class Arm:
     name: str
     kind: str  # "transfer" | "scratch" | "classic"
     description: str
+    strategy: str | None = None  # the transfer strategy's name, for tables that merge sizes
 
     def run(self, train: Split, test: Split, seed: int) -> ArmRun:
         raise NotImplementedError
@@ -58,15 +59,13 @@ class NeuralArm(Arm):
     """``adapt()`` with the user's model and options; ``pretrained=False`` makes it the scratch arm."""
 
     def __init__(self, model: Any, strategy: Any, options: dict[str, Any], pretrained: bool = True):
-        self.model, self.strategy, self.options, self.pretrained = model, strategy, options, pretrained
+        self.model, self.chosen, self.options, self.pretrained = model, strategy, options, pretrained
         self.kind = "transfer" if pretrained else "scratch"
+        self.strategy = strategy.name if pretrained else None
 
     @property
     def name(self) -> str:
-        if not self.pretrained:
-            return "same network from scratch"
-        label = getattr(self.strategy, "name", self.strategy)
-        return f"transfer ({label})"
+        return f"transfer ({self.strategy})" if self.pretrained else "same network from scratch"
 
     @property
     def description(self) -> str:
@@ -78,14 +77,12 @@ class NeuralArm(Arm):
         from ..api import adapt
         from ..strategies import Full
 
-        strategy = self.strategy if self.pretrained else Full(top_lr_scale=1.0, lowest_lr_scale=1.0)
+        strategy = self.chosen if self.pretrained else Full(top_lr_scale=1.0, lowest_lr_scale=1.0)
         result = adapt(self.model, train.pairs(), strategy=strategy, task=train.task, seed=seed,
                        pretrained=self.pretrained, **self.options)
         probs = result.predict_proba(list(test.inputs))
         metrics = get_task(test.task).metrics(probs, test.y, result.threshold)
         seconds = sum(h["seconds"] for h in result.history)
-        if self.pretrained and self.strategy == "auto":
-            self.chosen = result.config.strategy["name"]
         return ArmRun(self.name, seed, len(train.y), metrics, seconds, result.config.resolved["trainable_parameters"],
                       result.history, result)
 

@@ -136,6 +136,12 @@ class Comparison:
                           "history": r.history} for r in self.runs]}
 
 
+def transfer_label(points) -> str:
+    """'transfer (linear-probe/freeze)': the strategies the transfer arm used across sizes."""
+    names = dict.fromkeys(a["strategy"] for p in points for a in p["arms"] if a["kind"] == "transfer")
+    return "transfer (" + "/".join(names) + ")"
+
+
 def _pm(mean: float, sd: float, n: int) -> str:
     return f"{mean:.1f} ± {sd:.1f}" if n > 1 else f"{mean:.1f}"
 
@@ -150,5 +156,5 @@ def run_arms(arms: list[Arm], draws: list[tuple[int, Any, Any]], task: str, metr
             if seed != draws[0][0]:
                 run.result = None  # keep one model per arm, not one per seed
             runs.append(run)
-    meta = [{"name": a.name, "kind": a.kind, "description": a.description} for a in arms]
+    meta = [{"name": a.name, "kind": a.kind, "description": a.description, "strategy": a.strategy} for a in arms]
     return Comparison(task, metric, meta, runs, per_class, len(draws[0][2].y), [d[0] for d in draws])

@@ -14,7 +14,7 @@ from ..errors import ConfigError, DataError
 from ..strategies import Auto, strategy_from
 from ..tasks import get_task
 from .arms import NeuralArm, Split, classic_arms
-from .compare import CompareConfig, Comparison, run_arms
+from .compare import CompareConfig, Comparison, run_arms, transfer_label
 
 logger = logging.getLogger("transferkit")
 
@@ -104,8 +104,7 @@ class LearningCurve:
         head = ["arm"] + [f"k={p.per_class:g}" for p in self.points]
         body = []
         for key in kinds:
-            row = [key if key != "transfer" else "transfer (" + "/".join(
-                dict.fromkeys(a["name"][10:-1] for p in self.points for a in p.arms if a["kind"] == "transfer")) + ")"]
+            row = [key if key != "transfer" else transfer_label([{"arms": p.arms} for p in self.points])]
             for p in self.points:
                 s = next((s for s in p.summary() if (s.kind == "transfer" and key == "transfer") or s.arm == key), None)
                 row.append("—" if s is None else (f"{s.mean:.1f} ± {s.sd:.1f}" if s.n > 1 else f"{s.mean:.1f}"))
