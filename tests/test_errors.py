@@ -301,3 +301,27 @@ def test_save_onto_a_file_needs_overwrite(adapted_bert, tmp_path):
     with fails(r"already exists", TransferkitError, str(target.resolve())):
         adapted_bert.save(target)
     assert target.read_text() == "a file"
+
+
+@pytest.mark.parametrize("option, value", [("learning_rate", "1e-3"), ("epochs", True), ("num_workers", -1),
+                                           ("max_length", 1.5), ("feature_cache", "yes")])
+def test_training_options_are_type_checked(option, value, tiny_models):
+    with pytest.raises(ConfigError, match=option):
+        adapt(tiny_models["bert"], testing.toy_texts(4), **{option: value})
+
+
+def test_load_of_a_corrupted_config_is_a_clear_error(tiny_models, tmp_path):
+    result = adapt(tiny_models["bert"], testing.toy_texts(4), epochs=1, progress_bar=False)
+    result.save(tmp_path / "m")
+    (tmp_path / "m" / "transferkit.json").write_text("{not json")
+    with pytest.raises(TransferkitError, match="cannot be read"):
+        load(tmp_path / "m")
+    result.save(tmp_path / "n")
+    (tmp_path / "n" / "model.safetensors").unlink()
+    with pytest.raises(TransferkitError, match="Is the folder complete"):
+        load(tmp_path / "n")
+
+
+def test_compare_with_pretrained_false_is_refused(tiny_models):
+    with pytest.raises(ConfigError, match="drop pretrained=False"):
+        adapt(tiny_models["bert"], testing.toy_texts(6), compare=True, pretrained=False, epochs=1)

@@ -150,8 +150,16 @@ def load(path: str | Path) -> Adapted:
     if not cfg_file.is_file():
         hint = " It looks like a plain model folder: adapt() it instead." if (folder / "config.json").is_file() else ""
         raise TransferkitError(f"{str(folder)!r} is not a transferkit model folder (no {CONFIG_NAME}).{hint}")
-    data = json.loads(cfg_file.read_text())
-    config = RunConfig.from_dict(data)
+    try:
+        data = json.loads(cfg_file.read_text())
+        config = RunConfig.from_dict(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TransferkitError(f"{str(cfg_file)!r} cannot be read ({type(exc).__name__}: {exc}); was it written by a "
+                               f"different transferkit version? This is {__import__('transferkit').__version__}.") from None
     options = {"source": config.model, "max_length": config.training.max_length, "augment": False}
-    backbone = get_family(config.family).load(folder.resolve(), options)
+    try:
+        backbone = get_family(config.family).load(folder.resolve(), options)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise TransferkitError(f"cannot load the {config.family} model in {str(folder)!r} "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Is the folder complete?") from None
     return Adapted(backbone, config, data.get("history"))

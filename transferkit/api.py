@@ -135,7 +135,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                                  num_workers=cfg.num_workers)  # un-augmented inputs for the cached features
         result = fit_cached(backbone, task_obj, param_groups, train_eval, val_loader, cfg, chosen.min_steps)
         if result is None:
-            logger.info("feature cache: not used (this head cannot be replayed on cached features)")
+            log = logger.warning if cfg.feature_cache else logger.info
+            log("feature cache: not used (this head cannot be replayed on cached features); training the usual way")
     if result is None:
         result = fit(backbone.model, backbone.family.logits, task_obj, param_groups, train_loader, val_loader, cfg)
     backbone.model = result.model

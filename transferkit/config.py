@@ -21,6 +21,14 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass
 class TrainingConfig:
     """How to train. ``learning_rate`` is the new head's rate; each strategy derives the
@@ -45,23 +53,30 @@ class TrainingConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}.")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
+        _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}.")
+        _check(_is_int(self.batch_size) and self.batch_size >= 1,
                f"batch_size must be an integer >= 1, got {self.batch_size!r}.")
-        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}.")
-        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}.")
-        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
-        _check(isinstance(self.gradient_accumulation_steps, int) and self.gradient_accumulation_steps >= 1,
+        _check(_is_number(self.learning_rate) and self.learning_rate > 0,
+               f"learning_rate must be a number > 0, got {self.learning_rate!r}.")
+        _check(_is_number(self.weight_decay) and self.weight_decay >= 0,
+               f"weight_decay must be a number >= 0, got {self.weight_decay!r}.")
+        _check(_is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1,
+               f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        _check(_is_int(self.gradient_accumulation_steps) and self.gradient_accumulation_steps >= 1,
                f"gradient_accumulation_steps must be an integer >= 1, got {self.gradient_accumulation_steps!r}.")
         _check(self.mixed_precision in MIXED_PRECISION,
                f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}.")
-        _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+        _check(self.early_stopping_patience is None or _is_int(self.early_stopping_patience) and self.early_stopping_patience >= 1,
                f"early_stopping_patience must be None or >= 1, got {self.early_stopping_patience!r}.")
-        _check(0 <= self.validation_fraction < 1,
+        _check(_is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,
                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
-        _check(self.max_length >= 2, f"max_length must be >= 2, got {self.max_length!r}.")
-        _check(self.image_size is None or self.image_size >= 8,
-               f"image_size must be None or >= 8 pixels, got {self.image_size!r}.")
+        _check(_is_int(self.max_length) and self.max_length >= 2, f"max_length must be an integer >= 2, got {self.max_length!r}.")
+        _check(self.image_size is None or _is_int(self.image_size) and self.image_size >= 8,
+               f"image_size must be None or an integer >= 8 pixels, got {self.image_size!r}.")
+        _check(self.max_grad_norm is None or _is_number(self.max_grad_norm) and self.max_grad_norm > 0,
+               f"max_grad_norm must be None or > 0, got {self.max_grad_norm!r}.")
+        _check(_is_int(self.num_workers) and self.num_workers >= 0, f"num_workers must be an integer >= 0, got {self.num_workers!r}.")
+        _check(self.feature_cache in (None, True, False), f"feature_cache must be None, True or False, got {self.feature_cache!r}.")
 
 
 @dataclass
@@ -83,8 +98,9 @@ class RunConfig:
     transferkit_version: str = ""
 
     def __post_init__(self) -> None:
-        if isinstance(self.training, dict):
-            self.training = TrainingConfig(**self.training)
+        if isinstance(self.training, dict):  # keys a newer version added are ignored, as at the top level
+            known = {f.name for f in dataclasses.fields(TrainingConfig)}
+            self.training = TrainingConfig(**{k: v for k, v in self.training.items() if k in known})
         _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}.")
         _check(len(self.labels) >= 2, f"a classifier needs at least 2 labels, got {self.labels!r}.")
         _check(self.threshold is None or 0 < self.threshold < 1, f"threshold must be in (0, 1), got {self.threshold!r}.")

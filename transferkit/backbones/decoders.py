@@ -30,5 +30,10 @@ class DecoderFamily(EncoderFamily):
     def prepare_tokenizer(self, model: nn.Module, tokenizer) -> None:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        if tokenizer.pad_token is None:
+            from ..errors import ModelNotFoundError
+
+            raise ModelNotFoundError("this decoder's tokenizer has no padding, end-of-text or unknown token to pad with; "
+                                     "set tokenizer.pad_token and pass tokenizer=... to adapt().")
         tokenizer.padding_side = "right"
         model.config.pad_token_id = tokenizer.pad_token_id

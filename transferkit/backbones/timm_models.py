@@ -56,10 +56,16 @@ def _head_names(model: nn.Module) -> list[str]:
 
 
 def _reinitialise(model: nn.Module) -> None:
-    """Random weights for a model the user passed in (the from-scratch baseline)."""
+    """Random weights for a model the user passed in (the from-scratch baseline).
+
+    Layers reset themselves; parameters held directly by a model (ViT's position embedding and
+    class token) are re-drawn by the model's own ``init_weights`` where it has one.
+    """
     for module in model.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
+    if hasattr(model, "init_weights"):
+        model.init_weights()
 
 
 def _init_head(model: nn.Module) -> None:

@@ -73,7 +73,8 @@ def compare_on(model: Any, train: Any, compare: Any, *, test_dataset: Any = None
             raise DataError("compare=True needs at least 2 examples of every class to hold some out for testing; "
                             "pass test_dataset=... or add examples.")
         draws.append((s, _subset(pool, split[0]), _subset(pool, split[1])))
-    options.pop("pretrained", None)  # the arms decide: transfer is pretrained, the scratch arm is not
+    if options.pop("pretrained", True) is False:
+        raise ConfigError("compare=True trains both a pretrained and a from-scratch arm; drop pretrained=False.")
     options = dict(options, label_column=label_column, input_column=input_column)
     arms = _arms(model, strategy, pool.modality, per_class, cfg, options)
     comparison = run_arms(arms, draws, pool.task, get_task(pool.task).metric, round(per_class, 1))

@@ -2,8 +2,9 @@
 
 The rules follow what the evidence shows on small data (README, reference runs): with about
 ten examples per class, fine-tuning is no better than a linear probe on frozen features and
-costs far more; with tens to hundreds, adapting the upper layers pays (LoRA for transformers,
-partial unfreezing for CNNs); with thousands, fine-tune everything.
+costs far more; with tens to hundreds, adapting the backbone pays (LoRA on every layer for text
+models, the upper half of the layer groups unfrozen for image models); with thousands, fine-tune
+everything.
 """
 from __future__ import annotations
 

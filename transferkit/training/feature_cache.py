@@ -37,7 +37,7 @@ def head_module(backbone) -> nn.Module | None:
 
 
 @torch.no_grad()
-def extract(backbone, head: nn.Module, loader) -> tuple[torch.Tensor, np.ndarray] | None:
+def extract(backbone, head: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, np.ndarray] | None:
     """Head inputs for every example, or None if replaying the head does not give the logits."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0].detach()))
@@ -48,6 +48,7 @@ def extract(backbone, head: nn.Module, loader) -> tuple[torch.Tensor, np.ndarray
     try:
         for batch in loader:
             labels = batch.pop("labels")
+            batch = {k: v.to(device) for k, v in batch.items()}
             captured.clear()
             logits = backbone.family.logits(model, batch)
             if len(captured) != 1 or captured[0].ndim != 2:
@@ -77,10 +78,15 @@ def fit_cached(backbone, task, param_groups, train_eval_loader, val_loader, cfg,
     head = head_module(backbone)
     if head is None:
         return None
-    train = extract(backbone, head, train_eval_loader)
+    from accelerate import PartialState
+
+    # the whole model on the device the head will train on: extraction runs there, and the result is one piece
+    device = PartialState(cpu=not torch.cuda.is_available()).device
+    backbone.model.to(device)
+    train = extract(backbone, head, train_eval_loader, device)
     if train is None:
         return None
-    val = extract(backbone, head, val_loader) if val_loader is not None else None
+    val = extract(backbone, head, val_loader, device) if val_loader is not None else None
     steps_per_epoch = math.ceil(len(train[0]) / cfg.batch_size / cfg.gradient_accumulation_steps)
     epochs = max(cfg.epochs, math.ceil(min_steps / steps_per_epoch))
     logger.info("feature cache: %d x %d features computed once; head trained for %d epochs (%d steps)",

@@ -18,17 +18,19 @@ def collect_logits(forward: Callable, model: torch.nn.Module, loader, accelerato
     was_training = model.training
     model.eval()
     outs, targets = [], []
-    for batch in loader:
-        labels = batch.pop("labels", None)
-        if device is not None:
-            batch = {k: v.to(device) for k, v in batch.items()}
-        logits = forward(model, batch).float()
-        if accelerator is not None:
-            logits, labels = accelerator.gather_for_metrics((logits, labels)) if labels is not None \
-                else (accelerator.gather_for_metrics(logits), None)
-        outs.append(logits.cpu())
-        if labels is not None:
-            targets.append(labels.cpu())
-    model.train(was_training)
+    try:
+        for batch in loader:
+            labels = batch.pop("labels", None)
+            if device is not None:
+                batch = {k: v.to(device) for k, v in batch.items()}
+            logits = forward(model, batch).float()
+            if accelerator is not None:
+                logits, labels = accelerator.gather_for_metrics((logits, labels)) if labels is not None \
+                    else (accelerator.gather_for_metrics(logits), None)
+            outs.append(logits.cpu())
+            if labels is not None:
+                targets.append(labels.cpu())
+    finally:
+        model.train(was_training)
     y = torch.cat(targets).numpy() if targets else None
     return torch.cat(outs).numpy(), y
