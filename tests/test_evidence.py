@@ -112,7 +112,6 @@ def test_learning_curve_and_report(tiny_models, tmp_path):
     text = str(curve)
     assert "k=3" in text and "k=8" in text and text.count("Use ") == 2
     chosen = next(r.result for r in curve.points[-1].runs if r.arm.startswith("transfer"))
-    test = curve.points[-1].runs[0]  # noqa: F841  (runs keep their scores; the report re-scores the chosen model)
     from transferkit.evidence.arms import Split
 
     data = toy_data("cnn", "single_label", n_per_class=4, seed=5)

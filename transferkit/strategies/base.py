@@ -7,15 +7,12 @@ each with the learning rate it will use, so the run can log and save every rate.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
 
 from ..errors import StrategyError, did_you_mean
-
-logger = logging.getLogger("transferkit")
 
 STRATEGIES: dict[str, type["Strategy"]] = {}
 

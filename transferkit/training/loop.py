@@ -93,9 +93,6 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
         val_loader = accelerator.prepare(val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
     scheduler = _schedule(optimizer, steps_per_epoch * epochs, cfg.warmup_ratio)
-    # Re-seed after set-up: first-time imports and Accelerator creation may draw random numbers,
-    # and the run must not depend on whether it is the first in its process.
-    set_seed(cfg.seed)
     result = FitResult(is_main_process=accelerator.is_main_process)
     best, best_state, stale = (-math.inf, -math.inf), None, 0
     unwrapped = accelerator.unwrap_model(model)
@@ -103,6 +100,9 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
 
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
+        # Per-epoch seed for augmentation and dropout: evaluation and first-time lazy set-up in between
+        # may draw from the global generator, and a run must not depend on what ran before it.
+        set_seed(cfg.seed + epoch)
         set_train_mode(model, frozen)
         total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False,
@@ -112,9 +112,8 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
             with accelerator.accumulate(model):
                 loss = task.loss(forward(model, batch), labels)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients:
                     scheduler.step()
