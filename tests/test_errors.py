@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-datasets = pytest.importorskip("datasets")
+import datasets  # noqa: E402
 
 from transferkit import LoRA, adapt, load, testing  # noqa: E402
 from transferkit.errors import ConfigError, DataError, ModelNotFoundError, StrategyError, TransferkitError  # noqa: E402
@@ -275,32 +275,7 @@ def test_load_a_folder_that_is_not_a_transferkit_folder(tiny_models, tmp_path):
         load(tmp_path)
 
 
-def test_save_onto_a_non_empty_folder_needs_overwrite(adapted_bert, tmp_path):
-    target = tmp_path / "model"
-    target.mkdir()
-    (target / "notes.txt").write_text("keep me")
-    (target / "sub").mkdir()
-    (target / "sub" / "data.bin").write_bytes(b"\x00\x01")
-    before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
-
-    with fails(r"already exists and is not empty; pass overwrite=True or choose another folder", TransferkitError,
-               str(target.resolve())):
-        adapted_bert.save(target)
-
-    after = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
-    assert after == before  # untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left beside it
-
-    adapted_bert.save(target, overwrite=True)
-    assert (target / "transferkit.json").is_file() and not (target / "notes.txt").exists()
-
-
-def test_save_onto_a_file_needs_overwrite(adapted_bert, tmp_path):
-    target = tmp_path / "model"
-    target.write_text("a file")
-    with fails(r"already exists", TransferkitError, str(target.resolve())):
-        adapted_bert.save(target)
-    assert target.read_text() == "a file"
+# Destinations (user folders, files, the working directory, ...) are tested in test_safety.py.
 
 
 @pytest.mark.parametrize("option, value", [("learning_rate", "1e-3"), ("epochs", True), ("num_workers", -1),

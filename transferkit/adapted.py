@@ -1,28 +1,30 @@
 """``Adapted``: the trained model with its labels, preprocessing and history; and ``load``.
 
 Saving writes the family's own layout (timm ``save_for_hf`` or transformers ``save_pretrained``,
-safetensors only) plus ``transferkit.json``, into a temporary folder that replaces the target
-only once complete, so an interrupted save never leaves a half-written checkpoint.
+safetensors only) plus ``transferkit.json``, through :mod:`transferkit.storage`: a folder the
+user did not get from transferkit is never replaced, and an interrupted save never leaves the
+target half-written or missing.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import storage
 from .config import RunConfig
 from .data import ExampleDataset, encode, make_loader, read_dataset
 from .errors import DataError, TransferkitError
 from .tasks import get_task
 from .training import collect_logits
 
-CONFIG_NAME = "transferkit.json"
+CONFIG_NAME = storage.MARKER
+logger = logging.getLogger("transferkit")
 
 
 def _one_image(arr: np.ndarray) -> bool:
@@ -105,29 +107,27 @@ class Adapted:
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the model folder; refuse to replace a non-empty folder unless ``overwrite=True``."""
-        target = Path(path).expanduser().resolve()
-        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-            raise TransferkitError(f"{str(target)!r} already exists and is not empty; pass overwrite=True or choose another folder.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        """Write the model folder (rules in :mod:`transferkit.storage`).
+
+        Only a folder transferkit wrote is ever replaced, and only with ``overwrite=True``; the old
+        folder stays whole until the new one is complete and swapped in.
+        """
+        target = storage.check_target(path, overwrite=overwrite)
+        payload = self.config.to_dict() | {"history": self.history}
+
+        def write(folder: Path) -> None:
+            self.backbone.family.save(self.backbone, folder, self.labels)
+
+        def marker(folder: Path) -> None:
+            (folder / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
+            _readable(folder)
+
         try:
-            tmp.mkdir()
-            self.backbone.family.save(self.backbone, tmp, self.labels)
-            payload = self.config.to_dict() | {"history": self.history}
-            (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
-            _readable(tmp)
-            if target.exists():
-                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
+            return storage.write_folder(target, write, marker)
+        except OSError as exc:
+            kept = " The previous model there is unchanged." if target.exists() else ""
+            raise TransferkitError(f"could not save to {str(target)!r} ({exc.strerror or exc}).{kept} "
+                                   "Free some space or choose another folder.") from None
 
 
 def _readable(folder: Path) -> None:
@@ -143,7 +143,11 @@ def load(path: str | Path) -> Adapted:
     """Restore a folder written by ``Adapted.save`` (or by ``adapt(..., output_dir=...)``)."""
     from .backbones import get_family
 
+    if path is None or not str(path).strip():
+        raise TransferkitError(f"load() needs the folder a model was saved to, got {path!r}.")
     folder = Path(path).expanduser()
+    if storage.recover(folder.resolve()):
+        logger.warning("%s was missing after an interrupted save; restored the complete copy left beside it", folder)
     if not folder.exists():
         raise TransferkitError(f"no such folder: {str(folder)!r} (resolved from {Path.cwd()}).")
     cfg_file = folder / CONFIG_NAME

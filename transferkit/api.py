@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, storage
 from .adapted import Adapted
 from .backbones import resolve_backbone
 from .config import TASKS, RunConfig, TrainingConfig
@@ -42,7 +42,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
           task: str | None = None, epochs: int = 5, batch_size: int = 16, learning_rate: float = 1e-3,
           seed: int = 0, mixed_precision: str = "no", label_column: str | None = None,
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
-          pretrained: bool = True, compare: Any = False, test_dataset: Any = None,
+          pretrained: bool = True, compare: Any = False, test_dataset: Any = None, overwrite: bool = False,
           **training_options: Any) -> Adapted:
     """Transfer ``model`` (a timm / transformers name, a folder, or an ``nn.Module``) to the task in ``train``.
 
@@ -57,7 +57,13 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     and attaches the table and its verdict as ``result.comparison``; the arms are scored on
     ``test_dataset``, or on a held-out split carved per seed. ``pretrained=False`` trains the
     architecture from random weights.
+
+    ``output_dir`` is checked before anything loads (see :mod:`transferkit.storage`): a folder
+    transferkit did not write is never replaced, one it wrote only with ``overwrite=True``.
     """
+    if output_dir is not None:  # refuse a destination now, not after an hour of training
+        output_dir = storage.check_target(output_dir, overwrite, data=(train, eval_dataset, test_dataset),
+                                          what="adapt(output_dir=...)")
     if compare:
         from .evidence import compare_on
 
@@ -65,7 +71,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                           strategy=strategy, task=task, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
                           label_column=label_column, input_column=input_column, output_dir=output_dir,
-                          tokenizer=tokenizer, pretrained=pretrained, **training_options)
+                          tokenizer=tokenizer, pretrained=pretrained, overwrite=overwrite, **training_options)
     from accelerate.utils import set_seed
 
     cfg = _training_config(dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -163,6 +169,6 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         from accelerate import PartialState
 
         if result.is_main_process:
-            adapted.save(output_dir, overwrite=True)
+            adapted.save(output_dir, overwrite=overwrite)
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted

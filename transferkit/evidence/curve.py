@@ -55,7 +55,7 @@ def _config(compare: Any) -> CompareConfig:
 
 def compare_on(model: Any, train: Any, compare: Any, *, test_dataset: Any = None, strategy: Any = "auto",
                task: str | None = None, seed: int = 0, label_column=None, input_column=None,
-               output_dir=None, **options: Any):
+               output_dir=None, overwrite: bool = False, **options: Any):
     """Train every arm on the same splits and seeds; return the transfer arm's model with ``.comparison``."""
     cfg = _config(compare)
     pool = _read(train, task, input_column, label_column)
@@ -81,7 +81,7 @@ def compare_on(model: Any, train: Any, compare: Any, *, test_dataset: Any = None
     result = next(r.result for r in comparison.runs if r.arm == arms[0].name and r.seed == seeds[0])
     result.comparison = comparison
     if output_dir is not None:
-        result.save(output_dir, overwrite=True)
+        result.save(output_dir, overwrite=overwrite)
         from pathlib import Path
 
         (Path(output_dir) / "comparison.md").write_text(comparison.table(markdown=True) + "\n\n**Verdict:** "
