@@ -34,12 +34,13 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 
 def toy_data(kind: str) -> tuple[list, list]:
-    """(train, validation). Sizes are chosen so the last batch is ragged on one rank: padding must be dropped."""
+    """(train, validation). Sizes are chosen so the last batch is ragged on one rank: padding must be dropped.
+    The validation sets hold 11 examples of every class, enough (>= 10) to pick a best epoch from."""
     from transferkit import testing
 
     if kind == "image":
-        return testing.toy_images(8, seed=0), testing.toy_images(3, seed=1)  # 24 train, 9 validation
-    return testing.toy_texts(9, seed=0), testing.toy_texts(5, seed=1)  # 18 train, 10 validation
+        return testing.toy_images(8, seed=0), testing.toy_images(11, seed=1)  # 24 train, 33 validation
+    return testing.toy_texts(9, seed=0), testing.toy_texts(11, seed=1)  # 18 train, 22 validation
 
 
 class ForwardCounter:

@@ -320,14 +320,15 @@ def test_label_and_input_column_overrides(tiny_models, seen, form):
 
 # --- validation -----------------------------------------------------------------------------------
 def test_stratified_validation_split_carved_when_none_given(tiny_models, seen):
-    counts = {"common": 20, "rare": 6, "scarce": 4}  # imbalanced: a plain random split could miss a class
+    # imbalanced: a plain random split could miss a class; the smallest still leaves 10 for validation
+    counts = {"common": 90, "rare": 70, "scarce": 67}
     rows = [(f"{name} {i}", name) for name, n in counts.items() for i in range(n)]
-    result = adapt(tiny_models["bert"], rows, validation_fraction=0.15, **FAST)
+    result = adapt(tiny_models["bert"], rows, validation_fraction=0.15, strategy="freeze", **FAST)
 
     resolved = result.config.resolved
     assert resolved["n_validation"] > 0
     assert resolved["n_train"] + resolved["n_validation"] == len(rows)
-    train, val = seen
+    train, val = seen[-2:]  # the training loop's two sets (LP-FT's feature pass over the train part comes first)
     assert set(targets(train).tolist()) == set(range(len(counts)))  # every class, even the scarce one, in train
     assert len(val) == resolved["n_validation"]
     assert {train.inputs[i] for i in train.indices}.isdisjoint(val.inputs)  # carved out, not copied

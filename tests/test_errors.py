@@ -242,7 +242,7 @@ def test_unknown_task_suggests(tiny_models):
 
 
 def test_out_of_range_training_option():
-    with fails(r"epochs must be an integer >= 1, got 0", ConfigError):
+    with fails(r"epochs must be None or an integer >= 1, got 0", ConfigError):
         adapt("never-loaded", texts(), epochs=0)
 
 

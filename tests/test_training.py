@@ -50,11 +50,39 @@ def test_gradient_accumulation_runs_and_is_recorded(tiny_models):
 
 
 def test_early_stopping_stops_and_restores_best(tiny_models):
-    # learning_rate tiny: no epoch improves on the first, so patience 1 stops after epoch 2
-    result = adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), strategy="linear-probe", epochs=6,
-                   learning_rate=1e-9, early_stopping_patience=1, batch_size=8, progress_bar=False)
+    # learning_rate tiny and a random head: no epoch improves on the first, so patience 1 stops after epoch 2
+    data = toy_data("cnn", "single_label")
+    result = adapt(tiny_models["cnn"], data, eval_dataset=toy_data("cnn", "single_label", n_per_class=10, seed=1),
+                   strategy="freeze", epochs=6, learning_rate=1e-9, early_stopping_patience=1, head_init="random",
+                   batch_size=8, progress_bar=False)
     assert len(result.history) < 6
     assert result.config.resolved["best_epoch"] is not None
+    assert result.config.resolved["schedule"]["early_stopping"] is True
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["eval_dataset", "carved"])
+def test_no_early_stopping_or_restore_on_a_small_validation_split(given, tiny_models):
+    """Fewer than 10 validation examples of a class: every epoch runs and the last weights are kept."""
+    data = toy_data("cnn", "single_label", n_per_class=12)
+    extra = dict(eval_dataset=toy_data("cnn", "single_label", n_per_class=2, seed=1)) if given else {}
+    result = adapt(tiny_models["cnn"], data, strategy="freeze", epochs=4, learning_rate=1e-9, head_init="random",
+                   early_stopping_patience=1, batch_size=8, progress_bar=False, **extra)
+    assert len(result.history) == 4 and result.config.resolved["best_epoch"] is None
+    assert "no early stopping or best-epoch restore" in result.config.resolved["schedule"]["reason"]
+    assert result.config.resolved["n_train"] == 36 and result.config.resolved["n_validation"] == (6 if given else 0)
+    assert ("eval_accuracy" in result.history[-1]) == given  # a given split is still reported
+
+
+def test_explicit_epochs_and_max_steps_are_obeyed_and_recorded(tiny_models):
+    data = toy_data("bert", "single_label")  # 16 examples: 2 steps per epoch at batch 8
+    by_epochs = adapt(tiny_models["bert"], data, strategy="full", epochs=3, batch_size=8, progress_bar=False)
+    assert len(by_epochs.history) == 3 and by_epochs.config.training.epochs == 3
+    by_steps = adapt(tiny_models["bert"], data, strategy="full", max_steps=5, batch_size=8, progress_bar=False)
+    assert by_steps.history[-1]["step"] == 5 and by_steps.config.resolved["schedule"]["steps"] == 5
+    budget = adapt(tiny_models["bert"], data, strategy="full", batch_size=8, progress_bar=False)
+    schedule = budget.config.resolved["schedule"]
+    assert budget.config.training.epochs is None and schedule["epochs"] == len(budget.history) == 50
+    assert "at least 5 epochs and 200 steps" in schedule["reason"]
 
 
 def test_every_learning_rate_is_recorded(tiny_models):
@@ -91,8 +119,10 @@ def test_lora_merge_keeps_predictions(kind, tiny_models):
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
 
 
-def test_lora_groups_and_targets(tiny_models):
-    backbone = _backbone(tiny_models["bert"])
+def test_lora_groups_and_targets(tmp_path):
+    from transferkit import testing
+
+    backbone = _backbone(str(testing.tiny_bert(tmp_path / "bert4", layers=4)))  # 5 groups: embeddings, 4 layers
     upper = LoRA(groups="upper").target_layers(backbone)
     lower = LoRA(groups="lower").target_layers(backbone)
     assert upper and lower and not set(upper) & set(lower)
@@ -100,14 +130,28 @@ def test_lora_groups_and_targets(tiny_models):
     assert qv and all(n.endswith((".query", ".value")) for n in qv)
 
 
-def test_auto_rules(tiny_models):
-    assert isinstance(Auto().choose("image", 10)[0], LinearProbe)
-    assert isinstance(Auto().choose("image", 100)[0], Freeze)
-    assert isinstance(Auto().choose("text", 100)[0], LoRA)
-    assert isinstance(Auto().choose("text", 5000)[0], Full)
-    result = adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), **QUICK)
-    assert result.config.strategy["name"] == "linear-probe"
-    assert "examples per class" in result.config.resolved["strategy_reason"]
+def test_auto_rules():
+    class Probe:  # a measured probe, as training.probe.ProbeFit reports it
+        def __init__(self, score):
+            self.cv_score, self.metric, self.folds, self.C = score, "accuracy", 5, 1.0
+
+    assert isinstance(Auto().choose("image", 10, Probe(0.7))[0], LinearProbe)
+    assert isinstance(Auto().choose("image", 100, Probe(0.7))[0], Full)
+    assert isinstance(Auto().choose("text", 100, Probe(0.7))[0], LoRA)
+    assert isinstance(Auto().choose("text", 5000, Probe(0.7))[0], Full)
+    assert isinstance(Auto().choose("text", 100, Probe(0.995))[0], LinearProbe)  # nothing left to gain
+    assert isinstance(Auto(budget="fast").choose("image", 500, Probe(0.7))[0], LinearProbe)
+    assert "0.700 accuracy in 5-fold CV" in Auto().choose("image", 100, Probe(0.7))[1]
+
+
+def test_auto_measures_and_is_reproducible(tiny_models):
+    runs = [adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), progress_bar=False) for _ in range(2)]
+    reasons = [r.config.resolved["strategy_reason"] for r in runs]
+    assert runs[0].config.strategy["name"] == "linear-probe" and reasons[0] == reasons[1]
+    assert "accuracy in 5-fold CV" in reasons[0]
+    assert runs[0].config.resolved["probe"] == runs[1].config.resolved["probe"] | {"seconds": runs[0].config.resolved["probe"]["seconds"]}
+    np.testing.assert_array_equal(runs[0].predict_proba([x for x, _ in toy_data("cnn", "single_label")[:4]]),
+                                  runs[1].predict_proba([x for x, _ in toy_data("cnn", "single_label")[:4]]))
 
 
 def test_frozen_modules_stay_in_eval_mode(tiny_models):
@@ -142,9 +186,19 @@ def test_feature_cache_trains_the_same_head(kind, tiny_models):
     cached = adapt(tiny_models[kind], data, strategy="linear-probe", **QUICK)
     plain = adapt(tiny_models[kind], data, strategy="linear-probe", feature_cache=False, **QUICK)
     assert cached.config.resolved["feature_cache"] and not plain.config.resolved["feature_cache"]
-    assert len(plain.history) == QUICK["epochs"] < len(cached.history)
+    assert len(plain.history) == QUICK["epochs"] and len(cached.history) == 1  # solved, not trained
 
 
 def test_no_feature_cache_for_gpt2(tiny_models):
     result = adapt(tiny_models["gpt2"], toy_data("gpt2", "single_label"), strategy="linear-probe", **QUICK)
     assert not result.config.resolved["feature_cache"] and len(result.history) == QUICK["epochs"]
+
+
+@pytest.mark.parametrize("strategy", ["freeze", "lora", "full"])
+def test_lp_ft_starts_from_the_solved_probe_head(strategy, tiny_models):
+    """head_init='probe' (the default): training starts where the converged probe ends, not from a random head."""
+    data = toy_data("bert", "single_label")
+    runs = {init: adapt(tiny_models["bert"], data, strategy=strategy, head_init=init, **QUICK) for init in ("probe", "random")}
+    assert runs["probe"].config.resolved["head_init"].startswith("probe (C=")
+    assert runs["random"].config.resolved["head_init"] == "random"
+    assert runs["probe"].history[0]["train_loss"] < runs["random"].history[0]["train_loss"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from .errors import ConfigError, DataError, did_you_mean
 from .strategies import Auto, LinearProbe, Strategy, count_parameters, frozen_modules, strategy_from
 from .tasks import get_task
 from .training import check_precision, fit
-from .training.feature_cache import fit_cached
+from .training.loop import FitResult
+from .training.schedule import MIN_VALIDATION_PER_CLASS
 
 logger = logging.getLogger("transferkit")
 TASK_ALIASES = {"single-label": "single_label", "multi-label": "multi_label", "multilabel": "multi_label",
@@ -39,7 +41,7 @@ def _describe_source(model: Any) -> str:
 
 
 def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | Strategy = "auto",
-          task: str | None = None, epochs: int = 5, batch_size: int = 16, learning_rate: float = 1e-3,
+          task: str | None = None, epochs: int | None = None, batch_size: int = 16, learning_rate: float = 1e-3,
           seed: int = 0, mixed_precision: str = "no", label_column: str | None = None,
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
           pretrained: bool = True, compare: Any = False, test_dataset: Any = None, overwrite: bool = False,
@@ -76,99 +78,207 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
 
     cfg = _training_config(dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                 mixed_precision=mixed_precision, **training_options))
+    if not pretrained:  # a probe on random features is no head worth starting from
+        cfg = dataclasses.replace(cfg, head_init="random")
     chosen = strategy_from(strategy)  # validate before any slow loading
     check_precision(cfg)
-
-    train_ex = read_dataset(train, input_column, label_column)
-    task = TASK_ALIASES.get(task, task) if task else detect_task(train_ex.raw_labels)
-    if task not in TASKS:
-        raise ConfigError(f"task must be one of {TASKS}, got {task!r}.{did_you_mean(str(task), TASKS)}")
-    labels = build_labels(train_ex.raw_labels, task, train_ex.label_names)
-    y = encode(train_ex.raw_labels, labels, task, what="training set")
-    check_classes(y, labels, task)
-
-    train_idx, val_inputs, val_y, val_modality = np.arange(len(y)), None, None, train_ex.modality
-    if eval_dataset is not None:
-        ev = read_dataset(eval_dataset, train_ex.input_column or input_column, train_ex.label_column or label_column)
-        val_inputs, val_modality = ev.inputs, ev.modality
-        val_y = encode(ev.raw_labels, labels, task, what="eval set")
-    else:
-        split = stratified_split(y, cfg.validation_fraction, cfg.seed)
-        if split is None:
-            logger.info("no validation split carved (too few examples per class): no early stopping, last epoch kept")
-        else:
-            train_idx, val_idx = split
-            val_inputs, val_y = [train_ex.inputs[i] for i in val_idx], y[val_idx]
-    if val_modality != train_ex.modality:
-        raise DataError(f"the eval set holds {val_modality} inputs but the training set holds {train_ex.modality} inputs.")
+    data = _read_data(train, eval_dataset, task, input_column, label_column, cfg)
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
                "augment": cfg.augment, "pretrained": pretrained}
     set_seed(cfg.seed)  # the new head's initialisation depends on the seed alone
-    backbone = resolve_backbone(model, labels, task, options)
-    if backbone.modality != train_ex.modality:
-        column = f" (column {train_ex.input_column!r}; or choose another input_column)" if train_ex.input_column else ""
-        article = "an" if train_ex.modality == "image" else "a"
-        raise DataError(f"{_describe_source(model)!r} is a{'n' if backbone.modality == 'image' else ''} "
-                        f"{backbone.modality} model but the data holds {train_ex.modality} inputs{column}. "
-                        f"Pick {article} {train_ex.modality} backbone.")
-
-    per_class = len(train_idx) / len(labels)
-    reason = "chosen by the user"
-    if isinstance(chosen, Auto):
-        chosen, reason = chosen.choose(backbone.modality, per_class)
-        logger.info("strategy auto -> %s: %s", chosen.name, reason)
-    param_groups = chosen.apply(backbone, cfg.learning_rate)
-    trainable, total = count_parameters(backbone.model)
-    frozen = frozen_modules(backbone.model)
-    n_frozen_bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for f in frozen for m in f.modules())
-    rates = {g["name"]: g["lr"] for g in param_groups}
-    logger.info("strategy %s: %s of %s parameters trainable (%.2f%%); %d frozen BatchNorm layers kept in eval mode",
-                chosen.name, f"{trainable:,}", f"{total:,}", 100 * trainable / total, n_frozen_bn)
-    logger.info("learning rates: %s", ", ".join(f"{k}={v:.2e}" for k, v in rates.items()) if len(rates) <= 6
-                else f"{len(rates)} groups from {min(rates.values()):.2e} (input side) to {max(rates.values()):.2e} (head)")
-
-    task_obj = get_task(task)
-    train_ds = ExampleDataset(train_ex.inputs, y, train_ex.modality, train_idx)
-    train_loader = make_loader(train_ds, backbone.preprocess, task_obj, cfg.batch_size, training=True, seed=cfg.seed,
-                               num_workers=cfg.num_workers)
-    val_loader = None if val_inputs is None else make_loader(
-        ExampleDataset(val_inputs, val_y, val_modality), backbone.preprocess, task_obj, cfg.batch_size, training=False,
-        num_workers=cfg.num_workers)
-    result = None
-    if isinstance(chosen, LinearProbe) and cfg.feature_cache is not False:
-        train_eval = make_loader(train_ds, backbone.preprocess, task_obj, cfg.batch_size, training=False,
-                                 num_workers=cfg.num_workers)  # un-augmented inputs for the cached features
-        result = fit_cached(backbone, task_obj, param_groups, train_eval, val_loader, cfg, chosen.min_steps)
-        if result is None:
-            log = logger.warning if cfg.feature_cache else logger.info
-            log("feature cache: not used (this head cannot be replayed on cached features); training the usual way")
-    if result is None:
-        result = fit(backbone.model, backbone.family.logits, task_obj, param_groups, train_loader, val_loader, cfg)
-    backbone.model = result.model
+    backbone = resolve_backbone(model, data.labels, data.task, options)
+    _check_modality(model, backbone, data)
+    task_obj = get_task(data.task)
+    loaders = _Loaders(data, backbone, task_obj, cfg)
+    run = _train(chosen, backbone, task_obj, loaders, data, cfg)
 
     threshold = None
-    if task == "multi_label":
+    if task_obj.multi_label:
+        result = run.result
         threshold = task_obj.tune_threshold(result.val_probs, result.val_y) if result.val_probs is not None else 0.5
         logger.info("multi-label threshold: %.2f (%s)", threshold,
                     "tuned on the validation split" if result.val_probs is not None else "default, no validation split")
-    chosen.finalize(backbone)
+    run.strategy.finalize(backbone)
     config = RunConfig(
-        model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality, task=task,
-        labels=labels, strategy=chosen.to_dict(), training=cfg, input_column=train_ex.input_column,
-        label_column=train_ex.label_column, threshold=threshold, transferkit_version=__version__,
-        resolved={"strategy_reason": reason, "learning_rates": rates, "trainable_parameters": trainable,
-                  "total_parameters": total, "frozen_batchnorm_layers": n_frozen_bn,
-                  "layer_groups": [g.name for g in backbone.groups], "n_train": int(len(train_idx)),
-                  "n_validation": 0 if val_y is None else int(len(val_y)), "best_epoch": result.best_epoch,
-                  "epochs_run": len(result.history), "feature_cache": result.cached,
-                  **backbone.details},
-    )
-    adapted = Adapted(backbone, config, result.history)
+        model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality,
+        task=data.task, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
+        input_column=data.examples.input_column, label_column=data.examples.label_column, threshold=threshold,
+        transferkit_version=__version__, resolved=run.resolved(backbone, data))
+    adapted = Adapted(backbone, config, run.result.history)
     if output_dir is not None:
         from accelerate import PartialState
 
-        if result.is_main_process:
+        if run.result.is_main_process:
             adapted.save(output_dir, overwrite=overwrite)
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted
+
+
+@dataclass
+class _Data:
+    """The training examples, encoded, with the validation set and whether it may steer training."""
+
+    examples: Any
+    task: str
+    labels: list[str]
+    y: np.ndarray
+    train_idx: np.ndarray
+    val_inputs: list | None
+    val_y: np.ndarray | None
+    validation_ok: bool  # enough examples of every class to early-stop on and to pick a best epoch from
+    carved: np.ndarray | None = None  # the indices carved off as validation (they return for the probe)
+
+
+def _read_data(train, eval_dataset, task, input_column, label_column, cfg: TrainingConfig) -> _Data:
+    ex = read_dataset(train, input_column, label_column)
+    task = TASK_ALIASES.get(task, task) if task else detect_task(ex.raw_labels)
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}.{did_you_mean(str(task), TASKS)}")
+    labels = build_labels(ex.raw_labels, task, ex.label_names)
+    y = encode(ex.raw_labels, labels, task, what="training set")
+    check_classes(y, labels, task)
+    data = _Data(ex, task, labels, y, np.arange(len(y)), None, None, False)
+    if eval_dataset is not None:
+        ev = read_dataset(eval_dataset, ex.input_column or input_column, ex.label_column or label_column)
+        if ev.modality != ex.modality:
+            raise DataError(f"the eval set holds {ev.modality} inputs but the training set holds {ex.modality} inputs.")
+        data.val_inputs, data.val_y = ev.inputs, encode(ev.raw_labels, labels, task, what="eval set")
+        data.validation_ok = _per_class_min(data.val_y, len(labels)) >= MIN_VALIDATION_PER_CLASS
+        if not data.validation_ok:
+            logger.info("eval set: fewer than %d examples of some class; reported each epoch, never used to stop "
+                        "or to pick the best epoch", MIN_VALIDATION_PER_CLASS)
+        return data
+    split = stratified_split(y, cfg.validation_fraction, cfg.seed, min_per_class=MIN_VALIDATION_PER_CLASS)
+    if split is None:
+        logger.info("no validation split carved: fewer than %d validation examples of some class would be left "
+                    "(every example trains; no early stopping)", MIN_VALIDATION_PER_CLASS)
+    else:
+        data.train_idx, data.carved = split
+        data.val_inputs, data.val_y, data.validation_ok = [ex.inputs[i] for i in split[1]], y[split[1]], True
+    return data
+
+
+def _per_class_min(y: np.ndarray, n_labels: int) -> int:
+    counts = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=n_labels)
+    return int(counts.min())
+
+
+def _check_modality(model, backbone, data: _Data) -> None:
+    modality, column = data.examples.modality, data.examples.input_column
+    if backbone.modality != modality:
+        where = f" (column {column!r}; or choose another input_column)" if column else ""
+        article = "an" if modality == "image" else "a"
+        raise DataError(f"{_describe_source(model)!r} is a{'n' if backbone.modality == 'image' else ''} "
+                        f"{backbone.modality} model but the data holds {modality} inputs{where}. "
+                        f"Pick {article} {modality} backbone.")
+
+
+class _Loaders:
+    """The data loaders a run may need, built on first use (the probe never needs the augmented one)."""
+
+    def __init__(self, data: _Data, backbone, task, cfg: TrainingConfig):
+        self.data, self.backbone, self.task, self.cfg = data, backbone, task, cfg
+
+    def _make(self, inputs, y, idx, training: bool):
+        ds = ExampleDataset(inputs, y, self.data.examples.modality, idx)
+        return make_loader(ds, self.backbone.preprocess, self.task, self.cfg.batch_size, training=training,
+                           seed=self.cfg.seed, num_workers=self.cfg.num_workers)
+
+    def train(self, training: bool = True, everything: bool = False):
+        """The training examples; ``everything`` adds back the carved validation split (for the probe's CV)."""
+        idx = np.arange(len(self.data.y)) if everything else self.data.train_idx
+        return self._make(self.data.examples.inputs, self.data.y, idx, training)
+
+    def validation(self, including_carved: bool = True):
+        if self.data.val_inputs is None or (self.data.carved is not None and not including_carved):
+            return None
+        return self._make(self.data.val_inputs, self.data.val_y, None, False)
+
+
+@dataclass
+class _Run:
+    strategy: Strategy
+    result: FitResult
+    reason: str
+    param_groups: list[dict[str, Any]]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self, backbone, data: _Data) -> dict[str, Any]:
+        trainable, total = self.details["counts"]
+        r = self.result
+        return {"strategy_reason": self.reason, "learning_rates": {g["name"]: g["lr"] for g in self.param_groups},
+                "trainable_parameters": trainable, "total_parameters": total,
+                "frozen_batchnorm_layers": self.details.get("frozen_batchnorm_layers", 0),
+                "layer_groups": [g.name for g in backbone.groups],
+                "n_train": int(len(data.y) if r.probe is not None else len(data.train_idx)),
+                "n_validation": 0 if data.val_y is None or (r.probe is not None and data.carved is not None)
+                else int(len(data.val_y)),
+                "best_epoch": r.best_epoch, "epochs_run": len(r.history), "feature_cache": r.cached,
+                "schedule": r.schedule.to_dict() if r.schedule else {"reason": "the head solved on cached features"},
+                "probe": _probe_summary(r.probe), "head_init": self.details.get("head_init"),
+                **backbone.details}
+
+
+def _probe_summary(fit) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    return {"C": fit.C, "chosen_by": fit.chosen_by, "cv_score": fit.cv_score, "folds": fit.folds,
+            "cv_scores": {str(c): s for c, s in fit.cv_scores.items()}, "seconds": round(fit.seconds, 3)}
+
+
+def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg: TrainingConfig) -> _Run:
+    """Resolve ``auto``, then solve the head (probe) or train with the strategy (LP-FT start where possible)."""
+    from .training.feature_cache import cached_features, probe_result, solve_head
+
+    reason, features = "chosen by the user", None
+    wants_probe = isinstance(chosen, (Auto, LinearProbe)) and cfg.feature_cache is not False
+    if wants_probe or cfg.head_init == "probe":
+        # the probe uses every example (CV replaces the validation split); LP-FT only the training part
+        features = cached_features(backbone, loaders.train(training=False, everything=wants_probe))
+    fit = None
+    if isinstance(chosen, Auto):
+        fit = solve_head(backbone, task, *features, seed=cfg.seed) if features is not None else None
+        chosen, reason = chosen.choose(backbone.modality, len(data.y) / len(data.labels), fit)
+        logger.info("strategy auto -> %s: %s", chosen.name, reason)
+    if isinstance(chosen, LinearProbe) and wants_probe and features is not None:
+        if fit is None or (chosen.C, chosen.folds) != (None, 5):
+            fit = solve_head(backbone, task, *features, seed=cfg.seed, C=chosen.C, folds=chosen.folds)
+        groups = chosen.apply(backbone, cfg.learning_rate)
+        val = loaders.validation(including_carved=False)
+        val_features = cached_features(backbone, val) if val is not None else None
+        run = _Run(chosen, probe_result(backbone, task, fit, features, val_features), reason, groups)
+        run.details = {"counts": count_parameters(backbone.model), "frozen_batchnorm_layers": _frozen_bn(backbone.model),
+                       "head_init": "solved"}
+        return run
+    head_init = "random"
+    if cfg.head_init == "probe" and not isinstance(chosen, LinearProbe) and features is not None:
+        if fit is None or data.carved is not None:  # LP-FT: the head starts from the probe of the training part
+            feats = features if data.carved is None else cached_features(backbone, loaders.train(training=False))
+            fit = solve_head(backbone, task, *feats, seed=cfg.seed)
+        head_init = f"probe (C={fit.C:g})"
+    return _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init)
+
+
+def _frozen_bn(model) -> int:
+    """BatchNorm layers inside frozen sub-modules: they run in eval mode, statistics untouched."""
+    return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for f in frozen_modules(model) for m in f.modules())
+
+
+def _train_with(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, reason: str, head_init: str) -> _Run:
+    """The gradient path: apply the strategy, log what trains, run the loop."""
+    param_groups = chosen.apply(backbone, cfg.learning_rate)
+    trainable, total = count_parameters(backbone.model)
+    n_frozen_bn = _frozen_bn(backbone.model)
+    rates = {g["name"]: g["lr"] for g in param_groups}
+    logger.info("strategy %s: %s of %s parameters trainable (%.2f%%); %d frozen BatchNorm layers kept in eval mode; "
+                "head starts from %s", chosen.name, f"{trainable:,}", f"{total:,}", 100 * trainable / total, n_frozen_bn,
+                head_init)
+    logger.info("learning rates: %s", ", ".join(f"{k}={v:.2e}" for k, v in rates.items()) if len(rates) <= 6
+                else f"{len(rates)} groups from {min(rates.values()):.2e} (input side) to {max(rates.values()):.2e} (head)")
+    result = fit(backbone.model, backbone.family.logits, task, param_groups, loaders.train(), loaders.validation(), cfg,
+                 validation_ok=data.validation_ok)
+    backbone.model = result.model
+    run = _Run(chosen, result, reason, param_groups)
+    run.details = {"counts": (trainable, total), "frozen_batchnorm_layers": n_frozen_bn, "head_init": head_init}
+    return run

@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 TASKS = ("single_label", "multi_label")
+HEAD_INITS = ("probe", "random")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -32,9 +33,17 @@ def _is_int(value) -> bool:
 @dataclass
 class TrainingConfig:
     """How to train. ``learning_rate`` is the new head's rate; each strategy derives the
-    backbone's (lower) rates from it and records them, so no rate changes silently."""
+    backbone's (lower) rates from it and records them, so no rate changes silently.
 
-    epochs: int = 5
+    ``epochs`` / ``max_steps`` left at None mean "a step budget from the data size"
+    (:mod:`transferkit.training.schedule`); set, they are obeyed exactly. ``head_init="probe"``
+    starts ``freeze``/``lora``/``full`` from the converged linear probe's head (LP-FT, Kumar et
+    al. 2022) instead of a random one.
+    """
+
+    epochs: int | None = None
+    max_steps: int | None = None
+    head_init: str = "probe"
     batch_size: int = 16
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
@@ -53,10 +62,14 @@ class TrainingConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be an integer >= 1, got {self.epochs!r}.")
+        _check(self.epochs is None or _is_int(self.epochs) and self.epochs >= 1,
+               f"epochs must be None or an integer >= 1, got {self.epochs!r}.")
+        _check(self.max_steps is None or _is_int(self.max_steps) and self.max_steps >= 1,
+               f"max_steps must be None or an integer >= 1, got {self.max_steps!r}.")
+        _check(self.head_init in HEAD_INITS, f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}.")
         _check(_is_int(self.batch_size) and self.batch_size >= 1,
                f"batch_size must be an integer >= 1, got {self.batch_size!r}.")
-        _check(_is_number(self.learning_rate) and self.learning_rate > 0,
+        _check(_is_number(self.learning_rate) and 0 < self.learning_rate < float("inf"),
                f"learning_rate must be a number > 0, got {self.learning_rate!r}.")
         _check(_is_number(self.weight_decay) and self.weight_decay >= 0,
                f"weight_decay must be a number >= 0, got {self.weight_decay!r}.")

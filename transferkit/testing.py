@@ -65,6 +65,33 @@ def tiny_bert(directory: str | Path, seed: int = 0, hidden_size: int = 32, layer
     return directory
 
 
+def tiny_sentence_transformer(directory: str | Path, pooling: str | tuple[str, ...] = "mean", normalize: bool = True,
+                              seed: int = 0) -> Path:
+    """:func:`tiny_bert` plus the files of a sentence-transformers download: ``modules.json``, the
+    ``1_Pooling/config.json`` that names ``pooling`` (legacy ``pooling_mode_*`` keys, as the Hub
+    copies of all-MiniLM-L6-v2 and most other models carry), and a ``2_Normalize`` module if ``normalize``."""
+    import json
+
+    from .backbones.pooling import Pooling
+    from .backbones.sentence_folder import pooling_config
+
+    directory = tiny_bert(directory, seed=seed)
+    modes = (pooling,) if isinstance(pooling, str) else tuple(pooling)
+    modules = [("", "Transformer"), ("1_Pooling", "Pooling")] + ([("2_Normalize", "Normalize")] if normalize else [])
+    (directory / "1_Pooling").mkdir()
+    hidden = json.loads((directory / "config.json").read_text())["hidden_size"]
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config(Pooling(modes), hidden), indent=2))
+    if normalize:
+        (directory / "2_Normalize").mkdir()  # sentence-transformers < 6 saves this module as an empty folder
+    (directory / "modules.json").write_text(json.dumps(
+        [{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+         for i, (path, kind) in enumerate(modules)], indent=2))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    (directory / "config_sentence_transformers.json").write_text(json.dumps(
+        {"__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1", "pytorch": "1.8.1"}}))
+    return directory
+
+
 def tiny_gpt2(directory: str | Path, seed: int = 0, n_embd: int = 32, layers: int = 2) -> Path:
     """A 2-layer, 32-wide GPT-2 LM (no pad token, as the real one) with a byte-level BPE tokenizer."""
     import torch

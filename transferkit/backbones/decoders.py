@@ -1,8 +1,10 @@
 """Decoder language models (GPT-2, Llama, SmolLM...) as sequence classifiers.
 
-Same Auto-class path as the encoders; what differs is that decoders ship without a padding
-token. We pad with the end-of-text token and record it as ``pad_token_id``, which makes the
-transformers classifier pool the last non-pad token of each (right-padded) sequence.
+A decoder's last token is the only one that has read the whole text, so it classifies from there:
+the transformers ``*ForSequenceClassification`` classes do exactly that once ``pad_token_id`` is
+set. Decoders ship without a padding token; we pad with the end-of-text token and record it as
+``pad_token_id``, which makes the classifier pool the last non-pad token of each (right-padded)
+sequence.
 """
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from typing import Any
 from torch import nn
 
 from .base import register_family
-from .encoders import EncoderFamily, is_causal_lm_config
+from .sequence_classifier import SequenceClassifierFamily, is_causal_lm_config
 
 
 @register_family
-class DecoderFamily(EncoderFamily):
+class DecoderFamily(SequenceClassifierFamily):
     name = "decoder"
     modality = "text"
 

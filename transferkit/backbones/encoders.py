@@ -1,12 +1,17 @@
-"""Hugging Face text encoders (BERT, DistilBERT, RoBERTa, MiniLM, ...) through the Auto classes.
+"""Hugging Face text encoders (BERT, DistilBERT, RoBERTa, MiniLM, mpnet, ...) classifying from their own pooling.
 
-The classification model is ``AutoModelForSequenceClassification`` with a fresh head; the
-layer groups are the embeddings, each transformer layer, and what follows (e.g. the pooler).
-Saved folders are plain ``save_pretrained`` folders with ``id2label`` and the tokenizer.
+The classification model is a :class:`~.pooling.PooledTextClassifier`: the ``AutoModel`` body,
+the pooling the model was trained with (read from its sentence-transformers files; mean pooling
+for a plain BERT-family folder, see ``pooling.py`` for the measurement behind that default), and
+one ``nn.Linear`` head named ``classifier``. Layer groups are the embeddings, each transformer
+layer, and what follows the last layer when the architecture has anything there.
+
+Saved folders are sentence-transformers folders (``sentence_folder.py``): ``AutoModel`` opens the
+body, ``SentenceTransformer(folder).encode(texts)`` returns the logits. Folders saved by
+transferkit 0.x (plain ``*ForSequenceClassification``) still load, through the Auto class.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,102 +19,90 @@ import torch
 from torch import nn
 
 from ..errors import ModelNotFoundError
+from . import sentence_folder
 from ._quiet import quiet_transformers
-from .base import Backbone, Family, group_by_index, register_family
+from .base import Backbone, group_by_index, register_family
+from .pooling import Pooling, PooledTextClassifier, detach_unused_pooler
 from .preprocess import TextPreprocess
-
-# The numbered stacks of the transformers library: BERT's encoder.layer, GPT-2's h, Llama's layers, T5's block.
-LAYER_PATTERN = r"\.(?:layer|layers|h|block|blocks)\.(\d+)\."
-CAUSAL_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi",
-                "phi3", "gemma", "gemma2", "opt", "bloom", "falcon", "smollm3", "olmo", "starcoder2"}
+from .sequence_classifier import LAYER_PATTERN, SequenceClassifierFamily, is_causal_lm_config, label_config, load_tokenizer
 
 
-def is_causal_lm_config(config: dict[str, Any]) -> bool:
-    architectures = config.get("architectures") or []
-    return (config.get("model_type") in CAUSAL_TYPES
-            or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures))
+def _is_sentence_transformer(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("sentence_transformers") and hasattr(module, "encode")
 
 
 @register_family
-class EncoderFamily(Family):
+class EncoderFamily(SequenceClassifierFamily):
     name = "encoder"
     modality = "text"
 
     def accepts_module(self, module: nn.Module) -> bool:
         from transformers import PreTrainedModel
 
-        return isinstance(module, PreTrainedModel) and not is_causal_lm_config(module.config.to_dict())
+        if isinstance(module, PreTrainedModel):
+            return not is_causal_lm_config(module.config.to_dict())
+        return isinstance(module, PooledTextClassifier) or _is_sentence_transformer(module)
 
     def accepts_folder(self, config: dict[str, Any]) -> bool:
         return "model_type" in config and not is_causal_lm_config(config)
 
-    def build(self, source, labels, task, options) -> Backbone:
-        tokenizer = options.get("tokenizer")
-        if isinstance(source, nn.Module):
-            # The Auto class builds the right head for any base model: round-trip through a folder.
-            with tempfile.TemporaryDirectory() as tmp:
-                source.save_pretrained(tmp)
-                name = source.config.name_or_path or type(source).__name__
-                if tokenizer is None:
-                    tokenizer = self._tokenizer(name, hint=True)
-                return self._from_pretrained(tmp, name, labels, task, tokenizer, options)
-        return self._from_pretrained(source, source, labels, task, tokenizer or self._tokenizer(source), options)
+    def save_held_module(self, module: nn.Module, directory: str) -> str:
+        if _is_sentence_transformer(module):  # its own save writes modules.json, the pooling and the tokenizer
+            module.save(directory)
+            return type(module).__name__
+        if isinstance(module, PooledTextClassifier):  # a model adapted before: its body and pooling, a new head
+            sentence_folder.write_body(Path(directory), module)
+            sentence_folder.write_pipeline(Path(directory), module.pooling, int(module.config.hidden_size))
+            return module.config.name_or_path or type(module).__name__
+        name = super().save_held_module(module, directory)
+        # a model loaded from a sentence-transformers folder or Hub id keeps the pooling declared there
+        pooling = sentence_folder.read_pooling(module.config.name_or_path) if module.config.name_or_path else None
+        if pooling is not None:
+            sentence_folder.write_pipeline(Path(directory), pooling, int(module.config.hidden_size))
+        return name
 
-    def _tokenizer(self, source: str, hint: bool = False):
-        from transformers import AutoTokenizer
+    def from_folder(self, path: str, name: str, labels, task, tokenizer, options) -> Backbone:
+        from transformers import AutoConfig, AutoModel
 
-        try:
-            return AutoTokenizer.from_pretrained(source)
-        except (OSError, ValueError, TypeError) as exc:
-            extra = " Pass it with adapt(..., tokenizer=AutoTokenizer.from_pretrained(...))." if hint else ""
-            raise ModelNotFoundError(f"could not load the tokenizer for {source!r}: {str(exc).splitlines()[0][:200]}.{extra}") from None
-
-    def _from_pretrained(self, path: str, name: str, labels, task, tokenizer, options) -> Backbone:
-        from transformers import AutoModelForSequenceClassification
-
-        from transformers import AutoConfig
-
-        problem = "multi_label_classification" if task == "multi_label" else "single_label_classification"
-        head = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                    label2id={l: i for i, l in enumerate(labels)}, problem_type=problem)
+        pooling = sentence_folder.read_pooling(path)
         try:
             with quiet_transformers():
                 if options.get("pretrained", True):
-                    model = AutoModelForSequenceClassification.from_pretrained(
-                        path, ignore_mismatched_sizes=True, dtype=torch.float32, **head)
+                    body = AutoModel.from_pretrained(path, dtype=torch.float32)
                 else:  # the same architecture from random initialisation (the from-scratch baseline)
-                    config = AutoConfig.from_pretrained(path, **head)
-                    model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
+                    body = AutoModel.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
         except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"could not load {name!r} as a sequence classifier: {str(exc).splitlines()[0][:300]}") from None
-        return self._describe(model, tokenizer, name, options)
+            raise ModelNotFoundError(f"could not load {name!r} as a transformers encoder: {str(exc).splitlines()[0][:300]}") from None
+        body.config.update(label_config(labels, task))
+        model = PooledTextClassifier(body, pooling or Pooling(), len(labels), detach_unused_pooler(body))
+        return self.describe(model, tokenizer, name, options)
 
-    def prepare_tokenizer(self, model: nn.Module, tokenizer) -> None:
-        """Hook for decoders, which ship without a padding token."""
-
-    def _describe(self, model: nn.Module, tokenizer, name: str, options: dict[str, Any]) -> Backbone:
-        self.prepare_tokenizer(model, tokenizer)
-        prefix = model.base_model_prefix + "."
+    def describe(self, model: nn.Module, tokenizer, name: str, options: dict[str, Any]) -> Backbone:
+        if not isinstance(model, PooledTextClassifier):  # a transferkit 0.x folder
+            return super().describe(model, tokenizer, name, options)
         names = [n for n, _ in model.named_parameters()]
-        head = [n for n in names if not n.startswith(prefix)]
+        head = [f"classifier.{n}" for n, _ in model.classifier.named_parameters()]
         return Backbone(
             family=self, model=model, groups=group_by_index(names, set(head), LAYER_PATTERN), head=head,
-            num_features=int(model.config.hidden_size), source=str(name),
+            num_features=model.classifier.in_features, source=str(name),
             preprocess=TextPreprocess(tokenizer, max_length=int(options.get("max_length", 128))),
-            details={"model_type": model.config.model_type},
+            details={"model_type": model.config.model_type, "pooling": model.pooling.describe()},
         )
 
-    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**batch).logits
-
     def save(self, backbone: Backbone, directory: Path, labels: list[str]) -> None:
-        with quiet_transformers():
-            backbone.model.save_pretrained(str(directory))
-        backbone.preprocess.tokenizer.save_pretrained(str(directory))
+        if not isinstance(backbone.model, PooledTextClassifier):
+            return super().save(backbone, directory, labels)
+        sentence_folder.write(directory, backbone.model, backbone.preprocess.tokenizer, backbone.preprocess.max_length)
 
     def load(self, directory: Path, options: dict[str, Any]) -> Backbone:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModel
 
+        saved = sentence_folder.read_head(directory)
+        if saved is None:  # a plain *ForSequenceClassification folder, as transferkit 0.x saved them
+            return super().load(directory, options)
+        pooling, head = saved
         with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(str(directory), dtype=torch.float32)
-        return self._describe(model, self._tokenizer(str(directory)), str(options.get("source", directory)), options)
+            body = AutoModel.from_pretrained(str(directory), dtype=torch.float32)
+        model = PooledTextClassifier(body, pooling, int(head["weight"].shape[0]), detach_unused_pooler(body))
+        model.classifier.load_state_dict(head)
+        return self.describe(model, load_tokenizer(str(directory)), str(options.get("source", directory)), options)

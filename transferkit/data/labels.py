@@ -88,16 +88,18 @@ def check_classes(y: np.ndarray, labels: list[str], task: str) -> None:
         )
 
 
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def stratified_split(y: np.ndarray, fraction: float, seed: int,
+                     min_per_class: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
     """(train_idx, val_idx), stratified on the class (on the first label for multi-label data).
 
     Each class gives ``round(fraction * count)`` examples, at least one, to validation, so every
-    class is seen on both sides. Returns None when a class has fewer than 2 examples: training
-    then runs without a validation split (and without early stopping), which the caller logs.
+    class is seen on both sides. Returns None when a class has fewer than 2 examples, or would give
+    fewer than ``min_per_class`` to validation: training then runs without a validation split
+    (and without early stopping), which the caller logs.
     """
     strata = y if y.ndim == 1 else y.argmax(1)
     classes, counts = np.unique(strata, return_counts=True)
-    if fraction <= 0 or counts.min() < 2:
+    if fraction <= 0 or counts.min() < 2 or int(round(fraction * counts.min())) < min_per_class:
         return None
     rng = np.random.default_rng(seed)
     val = []

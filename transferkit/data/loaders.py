@@ -40,6 +40,9 @@ def make_collate(preprocess: Callable, task, training: bool) -> Callable:
 def make_loader(dataset: ExampleDataset, preprocess: Callable, task, batch_size: int, training: bool,
                 seed: int = 0, num_workers: int = 0) -> DataLoader:
     generator = torch.Generator().manual_seed(seed) if training else None
+    # A last training batch of one example breaks BatchNorm in training mode; the data is reshuffled
+    # every epoch, so dropping it leaves out a different example each time.
+    lone_last = training and len(dataset) > batch_size and len(dataset) % batch_size == 1
     return DataLoader(dataset, batch_size=batch_size, shuffle=training, generator=generator,
                       collate_fn=make_collate(preprocess, task, training), num_workers=num_workers,
-                      drop_last=False)
+                      drop_last=lone_last)

@@ -61,11 +61,19 @@ class NeuralArm(Arm):
     def __init__(self, model: Any, strategy: Any, options: dict[str, Any], pretrained: bool = True):
         self.model, self.chosen, self.options, self.pretrained = model, strategy, options, pretrained
         self.kind = "transfer" if pretrained else "scratch"
-        self.strategy = strategy.name if pretrained else None
+        self.ran: list[str] = []  # the strategies the runs used (auto decides per run, by measurement)
 
     @property
     def name(self) -> str:
-        return f"transfer ({self.strategy})" if self.pretrained else "same network from scratch"
+        return f"transfer ({self.chosen.name})" if self.pretrained else "same network from scratch"
+
+    @property
+    def strategy(self) -> str | None:
+        """'auto: linear-probe' once auto has run: what was measured and chosen, for tables and reports."""
+        if not self.pretrained:
+            return None
+        used = "/".join(dict.fromkeys(self.ran))
+        return f"{self.chosen.name}: {used}" if used and used != self.chosen.name else self.chosen.name
 
     @property
     def description(self) -> str:
@@ -82,6 +90,7 @@ class NeuralArm(Arm):
         result = adapt(self.model, train.pairs(), strategy=strategy, task=train.task, seed=seed,
                        pretrained=self.pretrained, **self.options)
         seconds = time.perf_counter() - start  # the whole call: loading, feature extraction, training
+        self.ran.append(result.config.strategy["name"])
         probs = result.predict_proba(list(test.inputs))
         metrics = get_task(test.task).metrics(probs, test.y, result.threshold)
         return ArmRun(self.name, seed, len(train.y), metrics, seconds, result.config.resolved["trainable_parameters"],

@@ -1,20 +1,25 @@
 """Side-by-side evidence on the user's own data: transfer vs the same network from scratch vs classic ML.
 
 Each arm runs on the same splits and seeds; at small sizes several seeds give mean +- spread,
-because which examples are drawn moves accuracy by several points. The table ends with a plain
-verdict that names what to use, by score and by cost, and says so when transfer does not win.
+because which examples are drawn moves accuracy by several points. Because the draws are shared,
+arms are compared seed by seed (paired differences, see ``verdict.py``), not by their unpaired
+means. The table ends with a plain verdict that names what to use, by score and by training time,
+and says so when transfer does not win.
 """
 from __future__ import annotations
 
 import logging
 import platform
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from .arms import Arm, ArmRun
+
+if TYPE_CHECKING:
+    from .verdict import Paired
 
 logger = logging.getLogger("transferkit")
 METRIC_NAMES = {"accuracy": "accuracy", "f1_micro": "micro-F1", "f1_macro": "macro-F1"}
@@ -46,6 +51,8 @@ class CompareConfig:
 
 @dataclass
 class ArmSummary:
+    """One arm over its seeds; ``scores`` (seed -> score in %) is what the paired verdict compares."""
+
     arm: str
     kind: str
     mean: float
@@ -55,6 +62,7 @@ class ArmSummary:
     seconds: float
     parameters: int
     n: int
+    scores: dict[int, float] = field(default_factory=dict)
 
 
 def environment() -> dict[str, Any]:
@@ -99,8 +107,15 @@ class Comparison:
             rows.append(ArmSummary(arm["name"], arm["kind"], float(scores.mean()), float(scores.std(ddof=1)) if len(runs) > 1 else 0.0,
                                    float(f1.mean()), float(f1.std(ddof=1)) if len(runs) > 1 else 0.0,
                                    float(np.mean([r.train_seconds for r in runs])),
-                                   int(np.mean([r.trainable_parameters for r in runs])), len(runs)))
+                                   int(np.mean([r.trainable_parameters for r in runs])), len(runs),
+                                   {r.seed: float(v) for r, v in zip(runs, scores)}))
         return rows
+
+    def paired(self) -> list[Paired]:
+        """Per-seed differences of every arm against the leader, and of transfer against scratch."""
+        from .verdict import paired_differences
+
+        return paired_differences(self.summary())
 
     @property
     def verdict(self) -> str:
@@ -111,11 +126,14 @@ class Comparison:
     def table(self, markdown: bool = False) -> str:
         name = METRIC_NAMES.get(self.metric, self.metric)
         spread = " (mean ± sd)" if len(self.seeds) > 1 else ""
-        head = ["arm", f"{name} %{spread}", "macro-F1 %", "train time (s)", "trainable params"]
-        body = [[s.arm, _pm(s.mean, s.sd, s.n), _pm(s.f1_macro, s.f1_sd, s.n), f"{s.seconds:.1f}", f"{s.parameters:,}"]
-                for s in self.summary()]
+        head = ["arm", f"{name} %{spread}", "vs best, paired (points)", "macro-F1 %", "train time (s)",
+                "trainable params"]
+        body = [[s.arm, _pm(s.mean, s.sd, s.n), vs_best, _pm(s.f1_macro, s.f1_sd, s.n), f"{s.seconds:.1f}",
+                 f"{s.parameters:,}"] for s, vs_best in _vs_best(self.summary())]
+        paired = ("mean ± sd of the per-seed differences, seeds won" if len(self.seeds) > 1
+                  else "one seed, no spread")
         caption = (f"{self.per_class:g} labelled examples per class, {self.n_test} test examples, "
-                   f"seeds {self.seeds}")
+                   f"seeds {self.seeds}; vs best, paired: {paired}")
         if markdown:
             lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -131,6 +149,7 @@ class Comparison:
         return {"task": self.task, "metric": self.metric, "per_class": self.per_class, "n_test": self.n_test,
                 "seeds": self.seeds, "arms": self.arms, "verdict": self.verdict, "env": self.env,
                 "summary": [vars(s) for s in self.summary()],
+                "paired": [p.to_dict() for p in self.paired()],
                 "runs": [{"arm": r.arm, "seed": r.seed, "n_train": r.n_train, "metrics": r.metrics,
                           "train_seconds": r.train_seconds, "trainable_parameters": r.trainable_parameters,
                           "history": r.history} for r in self.runs]}
@@ -140,6 +159,14 @@ def transfer_label(points) -> str:
     """'transfer (linear-probe/freeze)': the strategies the transfer arm used across sizes."""
     names = dict.fromkeys(a["strategy"] for p in points for a in p["arms"] if a["kind"] == "transfer")
     return "transfer (" + "/".join(names) + ")"
+
+
+def _vs_best(rows: list[ArmSummary]) -> list[tuple[ArmSummary, str]]:
+    """Each row with its paired difference to the best mean ('best' for the leader itself)."""
+    from .verdict import leader_and_pick, paired
+
+    leader, _ = leader_and_pick(rows)
+    return [(r, "best" if r is leader else paired(r, leader).cell()) for r in rows]
 
 
 def _pm(mean: float, sd: float, n: int) -> str:

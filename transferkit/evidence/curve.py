@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data import build_labels, detect_task, encode, read_dataset, stratified_split
 from ..errors import ConfigError, DataError
-from ..strategies import Auto, strategy_from
+from ..strategies import strategy_from
 from ..tasks import get_task
 from .arms import NeuralArm, Split, classic_arms
 from .compare import CompareConfig, Comparison, run_arms, transfer_label
@@ -33,10 +33,7 @@ def _subset(split: Split, idx) -> Split:
 
 
 def _arms(model, strategy, modality: str, per_class: float, cfg: CompareConfig, options: dict[str, Any]):
-    chosen = strategy_from(strategy)
-    if isinstance(chosen, Auto):
-        chosen, reason = chosen.choose(modality, per_class)
-        logger.info("compare: strategy auto -> %s: %s", chosen.name, reason)
+    chosen = strategy_from(strategy)  # auto stays auto: each run measures and decides on its own training draw
     arms = [NeuralArm(model, chosen, options)]
     if cfg.scratch:
         arms.append(NeuralArm(model, chosen, options, pretrained=False))

@@ -70,26 +70,52 @@ def plot_learning_curve(curve: LearningCurve, path: Path) -> None:
 
 
 def plot_training_curves(curve: LearningCurve, path: Path) -> None:
+    """One panel per arm, each on its own epoch axis, for the first seed of the smallest size.
+
+    Why separate panels: arms train on different schedules (a probe may run 300 epochs on cached
+    features while the network from scratch runs 5), so a shared epoch axis would put unlike steps side
+    by side. A one-row history (a convex solver's single fit) is drawn as one point and labelled so.
+    """
     plt = _plt()
     point = curve.points[0]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for run in point.runs:
-        if run.seed != point.seeds[0] or not run.history:
-            continue
-        colour = KIND_STYLE["transfer" if run.arm.startswith("transfer") else "scratch"][0]
-        epochs = [h["epoch"] for h in run.history]
-        ax.plot(epochs, [h["train_loss"] for h in run.history], color=colour, label=f"{run.arm}: train loss")
-        if "eval_loss" in run.history[0]:
-            ax.plot(epochs, [h["eval_loss"] for h in run.history], color=colour, linestyle="--",
-                    label=f"{run.arm}: validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(f"k={point.per_class:g} per class, seed {point.seeds[0]}", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    runs = [r for r in point.runs if r.seed == point.seeds[0] and r.history]
+    cols = max(1, min(len(runs), 3))
+    rows = max(1, -(-len(runs) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 4.2 * cols), 3.3 * rows), squeeze=False)
+    kinds = {a["name"]: a["kind"] for a in point.arms}
+    for ax, run in zip(axes.flat, runs):
+        _plot_history(ax, run, KIND_STYLE.get(kinds.get(run.arm), KIND_STYLE["transfer"])[0])
+    for ax in list(axes.flat)[len(runs):]:
+        ax.axis("off")
+    if not runs:
+        axes[0, 0].text(0.5, 0.5, "no arm recorded a training history\n(classic baselines fit in one solve)",
+                        ha="center", va="center", fontsize=9)
+    fig.suptitle(f"training curves, k={point.per_class:g} per class, seed {point.seeds[0]}; each arm on its own "
+                 "epoch axis", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_history(ax, run, colour: str) -> None:
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(run.history)]
+    single = len(run.history) == 1
+    for key, style, label in (("train_loss", "-", "train loss"), ("eval_loss", "--", "validation loss")):
+        pairs = [(e, h[key]) for e, h in zip(epochs, run.history) if h.get(key) is not None]
+        if pairs:
+            xs, ys = zip(*pairs)
+            ax.plot(xs, ys, color=colour, linestyle=style, marker="o" if single else None, label=label)
+    note = "one fit (a single history row), shown as a point" if single else f"{len(run.history)} epochs"
+    ax.set_title(f"{run.arm}\n{note}; train time {run.train_seconds:.1f}s", fontsize=8)
+    if single:
+        ax.set_xticks(epochs)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no loss in its history", ha="center", va="center", fontsize=8, transform=ax.transAxes)
 
 
 def plot_confusion(chosen, test, path: Path) -> None:

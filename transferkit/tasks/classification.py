@@ -15,6 +15,7 @@ import torch.nn.functional as F
 class Task:
     name: str
     metric: str  # the validation metric early stopping watches (higher is better)
+    multi_label: bool  # independent sigmoid outputs (True) or one softmax over the labels (False)
 
     def targets(self, y: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
@@ -38,6 +39,7 @@ class Task:
 class SingleLabel(Task):
     name = "single_label"
     metric = "accuracy"
+    multi_label = False
 
     def targets(self, y):
         return torch.as_tensor(np.asarray(y), dtype=torch.long)
@@ -63,6 +65,7 @@ class SingleLabel(Task):
 class MultiLabel(Task):
     name = "multi_label"
     metric = "f1_micro"
+    multi_label = True
     default_threshold = 0.5
 
     def targets(self, y):

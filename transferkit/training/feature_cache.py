@@ -1,26 +1,25 @@
-"""Linear probe on cached features: run the frozen backbone once, then train only the head.
+"""The frozen backbone's features, computed once, and the linear head solved on them.
 
-With the backbone frozen, every epoch recomputes the same features; caching them makes an epoch
-of head training cost almost nothing, so the head can train to convergence (``min_steps``
-optimizer steps) for the price of one forward pass over the data. This is the usual linear
-evaluation protocol: features of un-augmented inputs, no dropout in front of the head.
+A linear head on frozen features is a convex problem, so it is solved, not trained: run the
+backbone once over un-augmented inputs (the usual linear-evaluation protocol), capture what
+enters the head, and hand it to :func:`~transferkit.training.probe.fit_probe` (L-BFGS, the L2
+strength chosen by k-fold CV). The same solved head is the start of LP-FT: ``freeze``, ``lora``
+and ``full`` begin from it instead of from random weights (Kumar et al., 2022).
 
-It applies when the head is one module whose output is the logits and whose input is a
-(batch, features) tensor (timm classifiers, BERT's ``classifier``); that is checked on the first
-batch by replaying the head on the captured input. Otherwise (GPT-2 pools after its head,
-DistilBERT's head is two modules) training falls back to the normal loop.
+It applies when the head is one ``nn.Linear`` fed a (batch, features) tensor (timm classifiers,
+the pooled text encoders); that is checked on the first batch by replaying the head on the
+captured input. Otherwise (GPT-2 pools after its head) the head trains in the normal loop.
 """
 from __future__ import annotations
 
 import logging
-import math
+import time
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from .loop import FitResult, fit
+from .loop import FitResult
 
 logger = logging.getLogger("transferkit")
 
@@ -36,9 +35,14 @@ def head_module(backbone) -> nn.Module | None:
     return module if names == head else None
 
 
+def linear_head(backbone) -> nn.Linear | None:
+    head = head_module(backbone)
+    return head if isinstance(head, nn.Linear) else None
+
+
 @torch.no_grad()
-def extract(backbone, head: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, np.ndarray] | None:
-    """Head inputs for every example, or None if replaying the head does not give the logits."""
+def extract(backbone, head: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Head inputs and targets for every example, or None if replaying the head does not give the logits."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0].detach()))
     model = backbone.model
@@ -63,36 +67,58 @@ def extract(backbone, head: nn.Module, loader, device: torch.device | str = "cpu
     return torch.cat(feats), torch.cat(targets)
 
 
-def _loader(features: torch.Tensor, targets: torch.Tensor, batch_size: int, training: bool, seed: int):
-    def collate(items):
-        x, y = zip(*items)
-        return {"features": torch.stack(x), "labels": torch.stack(y)}
-
-    generator = torch.Generator().manual_seed(seed) if training else None
-    return DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=training,
-                      generator=generator, collate_fn=collate)
-
-
-def fit_cached(backbone, task, param_groups, train_eval_loader, val_loader, cfg, min_steps: int) -> FitResult | None:
-    """Train the head on cached features; None when this backbone's head cannot be replayed."""
-    head = head_module(backbone)
+def cached_features(backbone, loader) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(features, targets) of ``loader``'s examples through the frozen backbone; None where the head is not linear."""
+    head = linear_head(backbone)
     if head is None:
         return None
     from accelerate import PartialState
 
-    # the whole model on the device the head will train on: extraction runs there, and the result is one piece
+    # the whole model on the device training will use: extraction runs there, and the result is one piece
     device = PartialState(cpu=not torch.cuda.is_available()).device
     backbone.model.to(device)
-    train = extract(backbone, head, train_eval_loader, device)
-    if train is None:
-        return None
-    val = extract(backbone, head, val_loader, device) if val_loader is not None else None
-    steps_per_epoch = math.ceil(len(train[0]) / cfg.batch_size / cfg.gradient_accumulation_steps)
-    epochs = max(cfg.epochs, math.ceil(min_steps / steps_per_epoch))
-    logger.info("feature cache: %d x %d features computed once; head trained for %d epochs (%d steps)",
-                len(train[0]), train[0].shape[1], epochs, epochs * steps_per_epoch)
-    result = fit(head, lambda m, b: m(b["features"]), task, param_groups,
-                 _loader(*train, cfg.batch_size, True, cfg.seed),
-                 None if val is None else _loader(*val, cfg.batch_size, False, cfg.seed), cfg, epochs=epochs)
-    result.model, result.cached = backbone.model, True  # the head was trained in place
+    start = time.perf_counter()
+    out = extract(backbone, head, loader, device)
+    if out is not None:
+        logger.info("features: %d x %d computed once in %.1f s", len(out[0]), out[0].shape[1], time.perf_counter() - start)
+    return out
+
+
+def solve_head(backbone, task, features: torch.Tensor, targets: torch.Tensor, *, seed: int, C: float | None = None,
+               folds: int = 5):
+    """Fit the linear head on ``features`` (convex, CV-chosen L2) and write it into the model; returns the ProbeFit."""
+    from .probe import fit_probe
+
+    head = linear_head(backbone)
+    fit = fit_probe(features, targets, task.multi_label, C=C, folds=folds, seed=seed, n_outputs=head.out_features)
+    with torch.no_grad():
+        head.weight.copy_(fit.weight.to(head.weight))
+        if head.bias is not None:
+            head.bias.copy_(fit.bias.to(head.bias))
+        else:  # a bias-free head keeps its logits' offsets in no parameter; the solver's are small but not zero
+            logger.warning("the head has no bias: the probe's bias term is dropped")
+    logger.info(fit.describe())
+    return fit
+
+
+@torch.no_grad()
+def probe_result(backbone, task, fit, train: tuple[torch.Tensor, torch.Tensor],
+                 val: tuple[torch.Tensor, torch.Tensor] | None) -> FitResult:
+    """The one-row history of a solved head: train loss, CV score and C, and validation metrics if any."""
+    head = linear_head(backbone)
+    device = head.weight.device
+    row = {"epoch": 1, "train_loss": float(task.loss(head(train[0].to(device)), train[1].to(device))),
+           "probe_C": fit.C}
+    if fit.cv_score is not None:
+        row[f"cv_{task.metric}"] = fit.cv_score
+    result = FitResult(model=backbone.model, cached=True, probe=fit)
+    if val is not None:
+        logits = head(val[0].to(device)).float().cpu()
+        probs = task.probabilities(logits).numpy()
+        y = val[1].numpy()
+        row["eval_loss"] = float(task.loss(logits, val[1]))
+        row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
+        result.val_probs, result.val_y = probs, np.asarray(y)
+    row["seconds"] = round(fit.seconds, 3)
+    result.history.append(row)
     return result

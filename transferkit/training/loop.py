@@ -19,6 +19,7 @@ from ..config import TrainingConfig
 from ..errors import ConfigError
 from ..strategies import frozen_modules, set_train_mode
 from .inference import collect_logits
+from .schedule import Schedule, plan
 
 logger = logging.getLogger("transferkit")
 
@@ -32,6 +33,8 @@ class FitResult:
     is_main_process: bool = True
     model: torch.nn.Module | None = None
     cached: bool = False  # trained on cached features (training.feature_cache)
+    schedule: Schedule | None = None
+    probe: Any = None  # the convex probe's ProbeFit, when the head was solved rather than trained
 
 
 def check_precision(cfg: TrainingConfig) -> None:
@@ -78,11 +81,14 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
 
 
 def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_loader, cfg: TrainingConfig,
-        epochs: int | None = None) -> FitResult:
-    """Train ``model`` (``forward(model, batch) -> logits``); ``result.model`` is the trained, unwrapped module."""
-    from accelerate.utils import set_seed
+        epochs: int | None = None, validation_ok: bool = True) -> FitResult:
+    """Train ``model`` (``forward(model, batch) -> logits``); ``result.model`` is the trained, unwrapped module.
 
-    epochs = epochs or cfg.epochs
+    ``epochs`` overrides ``cfg.epochs``; ``validation_ok`` False means the validation split is too
+    small to stop on or to pick a best epoch from (see :mod:`.schedule`): it is only reported.
+    """
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
 
     accelerator = make_accelerator(cfg)
     optimizer = _optimizer(param_groups, cfg.weight_decay)
@@ -91,23 +97,22 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if val_loader is not None:
         val_loader = accelerator.prepare(val_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
-    scheduler = _schedule(optimizer, steps_per_epoch * epochs, cfg.warmup_ratio)
-    result = FitResult(is_main_process=accelerator.is_main_process)
-    best, best_state, stale = (-math.inf, -math.inf), None, 0
+    sched = plan(math.ceil(len(train_loader) / cfg.gradient_accumulation_steps), epochs or cfg.epochs, cfg.max_steps,
+                 validation_ok and val_loader is not None, cfg.early_stopping_patience)
+    logger.info("schedule: %s", sched.reason)
+    scheduler = _schedule(optimizer, sched.steps, cfg.warmup_ratio)
+    result = FitResult(is_main_process=accelerator.is_main_process, schedule=sched)
+    best, best_state, stale, step = (-math.inf, -math.inf), None, 0, 0
     unwrapped = accelerator.unwrap_model(model)
-    from tqdm.auto import tqdm
-
-    for epoch in range(1, epochs + 1):
+    bar = tqdm(total=sched.steps, desc="training", disable=not (cfg.progress_bar and accelerator.is_local_main_process))
+    for epoch in range(1, sched.epochs + 1):
         start = time.perf_counter()
         # Per-epoch seed for augmentation and dropout: evaluation and first-time lazy set-up in between
         # may draw from the global generator, and a run must not depend on what ran before it.
         set_seed(cfg.seed + epoch)
         set_train_mode(model, frozen)
         total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False,
-                   disable=not (cfg.progress_bar and accelerator.is_local_main_process))
-        for batch in bar:
+        for batch in train_loader:
             labels = batch.pop("labels")
             with accelerator.accumulate(model):
                 loss = task.loss(forward(model, batch), labels)
@@ -117,19 +122,22 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
                 optimizer.step()
                 if accelerator.sync_gradients:
                     scheduler.step()
+                    step += 1
+                    bar.update(1)
                 optimizer.zero_grad()
             total += loss.detach() * len(labels)
             count += len(labels)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            if step >= sched.steps:
+                break
         total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": float(total / count)}
+        row: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": float(total / count)}
         if val_loader is not None:
-            logits, y = collect_logits(forward, model, val_loader, accelerator)
-            probs = task.probabilities(torch.from_numpy(logits)).numpy()
-            row["eval_loss"] = float(task.loss(torch.from_numpy(logits), task.targets(y)))
-            row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
+            probs, y = _evaluate(forward, model, task, val_loader, accelerator, row)
             score = (row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
-            if score > best:
+            if not validation_ok:
+                result.val_probs, result.val_y = probs, y  # reported only: too few examples to choose by
+            elif score > best:
                 best, stale, result.best_epoch = score, 0, epoch
                 result.val_probs, result.val_y = probs, y
                 best_state = _snapshot(unwrapped)
@@ -137,16 +145,36 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
                 stale += 1
         row["seconds"] = round(time.perf_counter() - start, 3)
         result.history.append(row)
-        logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
-        if cfg.early_stopping_patience and val_loader is not None and stale >= cfg.early_stopping_patience:
+        _log_epoch(row, sched.epochs)
+        if sched.early_stopping and stale >= cfg.early_stopping_patience:
             logger.info("early stopping: no %s gain for %d epochs", task.metric, stale)
             break
+        if step >= sched.steps:
+            break
+    bar.close()
     if best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
         _restore(unwrapped, best_state)
         logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric, best[0])
     result.model = unwrapped
     accelerator.wait_for_everyone()
     return result
+
+
+def _evaluate(forward, model, task, val_loader, accelerator, row: dict[str, Any]):
+    """Validation metrics into ``row``; returns (probabilities, targets)."""
+    logits, y = collect_logits(forward, model, val_loader, accelerator)
+    probs = task.probabilities(torch.from_numpy(logits)).numpy()
+    row["eval_loss"] = float(task.loss(torch.from_numpy(logits), task.targets(y)))
+    row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
+    return probs, y
+
+
+def _log_epoch(row: dict[str, Any], epochs: int) -> None:
+    """Every epoch of a short run; about ten lines of a long one (all of them at DEBUG)."""
+    every = max(1, epochs // 10)
+    shown = row["epoch"] % every == 0 or row["epoch"] in (1, epochs)
+    logger.log(logging.INFO if shown else logging.DEBUG, "epoch %d/%d: %s", row["epoch"], epochs,
+               ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "step")))
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
