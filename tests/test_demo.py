@@ -31,11 +31,15 @@ def test_demo_writes_the_report(demo):
     assert results["env"]["machine"] and results["env"]["versions"]["timm"]
 
 
-def test_transfer_beats_scratch_by_a_wide_margin_on_digits(demo):
+def test_transfer_beats_scratch_on_every_seed_on_digits(demo):
+    """Paired, seed by seed. The from-scratch arm now trains the same step budget as transfer (at
+    least 200 steps), which lifted it from about 19% to about 67% at 10 digits per class: the margin
+    is about 10 points, not the 57 an under-trained baseline once showed."""
     _, _, results = demo
     point, rows = _summary(results, 0)
     assert point["per_class"] == 10 and len(point["seeds"]) >= 3
-    assert rows["transfer"]["mean"] - rows["scratch"]["mean"] > 25
+    versus = next(p for p in point["paired"] if p["a"] == rows["transfer"]["arm"] and p["b"] == rows["scratch"]["arm"])
+    assert versus["wins"] == versus["n"] >= 3 and versus["mean"] > 5, versus
 
 
 @pytest.mark.parametrize("section", [0, 1])

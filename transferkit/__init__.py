@@ -9,10 +9,10 @@ from ._logging import setup_logging as _setup_logging  # noqa: E402
 from .adapted import Adapted, load  # noqa: E402
 from .config import RunConfig, TrainingConfig  # noqa: E402
 from .errors import TransferkitError  # noqa: E402
-from .strategies import Auto, Freeze, Full, LinearProbe, LoRA  # noqa: E402
+from .strategies import Auto, Contrastive, Freeze, Full, LinearProbe, LoRA  # noqa: E402
 from .api import adapt  # noqa: E402
 
 _setup_logging()
 
-__all__ = ["Adapted", "Auto", "Freeze", "Full", "LinearProbe", "LoRA", "RunConfig", "TrainingConfig",
+__all__ = ["Adapted", "Auto", "Contrastive", "Freeze", "Full", "LinearProbe", "LoRA", "RunConfig", "TrainingConfig",
            "TransferkitError", "adapt", "load", "__version__"]

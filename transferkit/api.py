@@ -14,8 +14,8 @@ from . import __version__, storage
 from .adapted import Adapted
 from .backbones import resolve_backbone
 from .config import TASKS, RunConfig, TrainingConfig
-from .data import ExampleDataset, build_labels, check_classes, detect_task, encode, make_loader, read_dataset, stratified_split
-from .errors import ConfigError, DataError, did_you_mean
+from .data import DecodedInputs, ExampleDataset, build_labels, check_classes, detect_task, encode, make_loader, read_dataset, stratified_split
+from .errors import ConfigError, DataError, StrategyError, did_you_mean
 from .strategies import Auto, LinearProbe, Strategy, count_parameters, frozen_modules, strategy_from
 from .tasks import get_task
 from .training import check_precision, fit
@@ -48,7 +48,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
           **training_options: Any) -> Adapted:
     """Transfer ``model`` (a timm / transformers name, a folder, or an ``nn.Module``) to the task in ``train``.
 
-    ``strategy`` is "auto", "linear-probe", "freeze", "lora", "full", or a config object such as
+    ``strategy`` is "auto", "linear-probe", "contrastive", "freeze", "lora", "full", or a config object such as
     ``LoRA(rank=4, groups="upper")``. ``learning_rate`` is the new head's; the strategy derives the
     backbone's lower rates from it and every rate is logged and saved in ``result.config``. Other
     keyword options are :class:`TrainingConfig` fields (``image_size``, ``max_length``,
@@ -83,6 +83,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     chosen = strategy_from(strategy)  # validate before any slow loading
     check_precision(cfg)
     data = _read_data(train, eval_dataset, task, input_column, label_column, cfg)
+    chosen.check(data.task, data.examples.modality)
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
                "augment": cfg.augment, "pretrained": pretrained}
@@ -217,6 +218,7 @@ class _Run:
                 "best_epoch": r.best_epoch, "epochs_run": len(r.history), "feature_cache": r.cached,
                 "schedule": r.schedule.to_dict() if r.schedule else {"reason": "the head solved on cached features"},
                 "probe": _probe_summary(r.probe), "head_init": self.details.get("head_init"),
+                "body_tuning": self.details.get("tuned"),
                 **backbone.details}
 
 
@@ -228,36 +230,54 @@ def _probe_summary(fit) -> dict[str, Any] | None:
 
 
 def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg: TrainingConfig) -> _Run:
-    """Resolve ``auto``, then solve the head (probe) or train with the strategy (LP-FT start where possible)."""
-    from .training.feature_cache import cached_features, probe_result, solve_head
+    """Resolve ``auto`` by measuring the probe, then solve the head or train with the strategy (LP-FT start)."""
+    from .training.feature_cache import cached_features, linear_head, solve_head
 
-    reason, features = "chosen by the user", None
-    wants_probe = isinstance(chosen, (Auto, LinearProbe)) and cfg.feature_cache is not False
-    if wants_probe or cfg.head_init == "probe":
-        # the probe uses every example (CV replaces the validation split); LP-FT only the training part
-        features = cached_features(backbone, loaders.train(training=False, everything=wants_probe))
-    fit = None
+    reason, features, fit = "chosen by the user", None, None
+    solve = cfg.feature_cache is not False and linear_head(backbone) is not None
     if isinstance(chosen, Auto):
+        # the probe uses every example (CV replaces the validation split)
+        features = cached_features(backbone, loaders.train(training=False, everything=True)) if solve else None
         fit = solve_head(backbone, task, *features, seed=cfg.seed) if features is not None else None
         chosen, reason = chosen.choose(backbone.modality, len(data.y) / len(data.labels), fit)
         logger.info("strategy auto -> %s: %s", chosen.name, reason)
-    if isinstance(chosen, LinearProbe) and wants_probe and features is not None:
-        if fit is None or (chosen.C, chosen.folds) != (None, 5):
-            fit = solve_head(backbone, task, *features, seed=cfg.seed, C=chosen.C, folds=chosen.folds)
-        groups = chosen.apply(backbone, cfg.learning_rate)
-        val = loaders.validation(including_carved=False)
-        val_features = cached_features(backbone, val) if val is not None else None
-        run = _Run(chosen, probe_result(backbone, task, fit, features, val_features), reason, groups)
-        run.details = {"counts": count_parameters(backbone.model), "frozen_batchnorm_layers": _frozen_bn(backbone.model),
-                       "head_init": "solved"}
-        return run
+    if chosen.solves_head and (solve or not isinstance(chosen, LinearProbe)):
+        return _solve(chosen, backbone, task, loaders, data, cfg, reason, features, fit)
     head_init = "random"
-    if cfg.head_init == "probe" and not isinstance(chosen, LinearProbe) and features is not None:
+    if cfg.head_init == "probe" and not chosen.solves_head and linear_head(backbone) is not None:
         if fit is None or data.carved is not None:  # LP-FT: the head starts from the probe of the training part
-            feats = features if data.carved is None else cached_features(backbone, loaders.train(training=False))
+            feats = features if features is not None and data.carved is None else \
+                cached_features(backbone, loaders.train(training=False))
             fit = solve_head(backbone, task, *feats, seed=cfg.seed)
         head_init = f"probe (C={fit.C:g})"
     return _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init)
+
+
+def _solve(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, reason: str, features, fit) -> _Run:
+    """The head solved on the features of every example, after the strategy's body phase (if any)."""
+    from .training.feature_cache import cached_features, probe_result, solve_head
+
+    if cfg.epochs is not None or cfg.max_steps is not None:
+        logger.warning("epochs=/max_steps= do not apply to %s: its head is solved, not trained (use "
+                       "strategy=%s(C=...) to fix its regularisation)", chosen.name, type(chosen).__name__)
+    groups = chosen.apply(backbone, cfg.learning_rate)
+    counts = count_parameters(backbone.model)
+    inputs = DecodedInputs(ExampleDataset(data.examples.inputs, data.y, data.examples.modality))
+    tuned = chosen.tune(backbone, inputs, data.y, groups, cfg)
+    if tuned is not None or features is None:  # features of the body as it now is
+        features = cached_features(backbone, loaders.train(training=False, everything=True))
+    if features is None:
+        raise StrategyError(f"strategy {chosen.name!r} solves a linear head on a feature vector, but this model's "
+                            "head is not one Linear fed a (batch, features) tensor (GPT-2 pools after its head). "
+                            "Use strategy='lora', 'freeze' or 'full'.")
+    if fit is None or tuned is not None or (chosen.C, chosen.folds) != (None, 5):
+        fit = solve_head(backbone, task, *features, seed=cfg.seed, C=chosen.C, folds=chosen.folds)
+    val = loaders.validation(including_carved=False)
+    val_features = cached_features(backbone, val) if val is not None else None
+    run = _Run(chosen, probe_result(backbone, task, fit, features, val_features), reason, groups)
+    run.details = {"counts": counts, "frozen_batchnorm_layers": _frozen_bn(backbone.model), "head_init": "solved",
+                   "tuned": tuned}
+    return run
 
 
 def _frozen_bn(model) -> int:

@@ -27,6 +27,19 @@ class ExampleDataset(Dataset):
         return value, (None if self.y is None else self.y[j])
 
 
+class DecodedInputs(Sequence):
+    """The decoded inputs of an :class:`ExampleDataset`, one at a time (for code that indexes inputs, not items)."""
+
+    def __init__(self, dataset: ExampleDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        return self.dataset[i][0]
+
+
 def make_collate(preprocess: Callable, task, training: bool) -> Callable:
     def collate(items):
         batch = preprocess([x for x, _ in items], training=training)

@@ -27,10 +27,20 @@ class Strategy:
     """Base class; subclasses set ``name``, add option fields, and implement ``apply``."""
 
     name: ClassVar[str] = ""
+    # True: the head is solved on the backbone's features (training.probe), never trained by the loop;
+    # ``tune`` may first change the body (contrastive), and then the features are taken again.
+    solves_head: ClassVar[bool] = False
+
+    def check(self, task: str, modality: str) -> None:
+        """Refuse, before anything loads, a task or modality this strategy cannot serve (default: all accepted)."""
 
     def apply(self, backbone, learning_rate: float) -> list[dict[str, Any]]:
         """Freeze/wrap ``backbone`` in place; return optimizer groups ``{"name", "params", "lr"}``."""
         raise NotImplementedError
+
+    def tune(self, backbone, inputs, y, param_groups, cfg) -> dict[str, Any] | None:
+        """A phase on the body before the head is solved (``solves_head`` strategies); its record, or None."""
+        return None
 
     def finalize(self, backbone) -> None:
         """After training: turn the trained model back into a plain model of its family (default: nothing)."""

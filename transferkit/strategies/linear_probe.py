@@ -19,6 +19,7 @@ class LinearProbe(Strategy):
     """``C``: inverse L2 strength in scikit-learn's meaning (None: chosen by CV); ``folds``: CV folds."""
 
     name = "linear-probe"
+    solves_head = True
     C: float | None = None
     folds: int = 5
 
