@@ -341,7 +341,7 @@ def test_eval_dataset_given_explicitly(tiny_models, seen):
 
     assert result.config.resolved["n_validation"] == len(held_out)
     assert result.config.resolved["n_train"] == len(train)  # nothing carved from the training set
-    assert list(seen[1].inputs) == [t for t, _ in held_out]
+    assert list(seen[-1].inputs) == [t for t, _ in held_out]  # the validation set is the last one built
     assert "eval_accuracy" in result.history[-1]
     check_predict(result, [t for t, _ in held_out])
 
@@ -353,7 +353,7 @@ def test_eval_dataset_classlabel_in_another_order(tiny_models, seen):
     result = adapt(tiny_models["bert"], train, eval_dataset=held_out, **FAST)
 
     expected = [result.labels.index(TOPIC_ORDER[i]) for i in held_out["label"]]
-    np.testing.assert_array_equal(seen[1].y, expected)
+    np.testing.assert_array_equal(seen[-1].y, expected)  # the validation set is the last one built
 
 
 # --- preprocessing --------------------------------------------------------------------------------

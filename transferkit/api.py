@@ -239,8 +239,12 @@ def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg
         # the probe uses every example (CV replaces the validation split)
         features = cached_features(backbone, loaders.train(training=False, everything=True)) if solve else None
         fit = solve_head(backbone, task, *features, seed=cfg.seed) if features is not None else None
+        solve = features is not None
         chosen, reason = chosen.choose(backbone.modality, len(data.y) / len(data.labels), fit)
         logger.info("strategy auto -> %s: %s", chosen.name, reason)
+    elif isinstance(chosen, LinearProbe) and solve:  # a Linear head may still not replay (GPT-2 pools after it)
+        features = cached_features(backbone, loaders.train(training=False, everything=True))
+        solve = features is not None
     if chosen.solves_head and (solve or not isinstance(chosen, LinearProbe)):
         return _solve(chosen, backbone, task, loaders, data, cfg, reason, features, fit)
     head_init = "random"
