@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-datasets = pytest.importorskip("datasets")
+import datasets  # noqa: E402  (a hard dependency: a broken install must fail, not skip)
 
 import transferkit.api as api  # noqa: E402
 from transferkit import adapt, testing  # noqa: E402

@@ -252,8 +252,8 @@ def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg
         if fit is None or data.carved is not None:  # LP-FT: the head starts from the probe of the training part
             feats = features if features is not None and data.carved is None else \
                 cached_features(backbone, loaders.train(training=False))
-            fit = solve_head(backbone, task, *feats, seed=cfg.seed)
-        head_init = f"probe (C={fit.C:g})"
+            fit = solve_head(backbone, task, *feats, seed=cfg.seed) if feats is not None else None
+        head_init = f"probe (C={fit.C:g})" if fit is not None else "random (the head does not replay on features)"
     return _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init)
 
 
