@@ -6,7 +6,8 @@ import torch
 from accelerate.utils import set_seed
 
 from conftest import toy_data
-from transferkit import Full, LinearProbe, LoRA, adapt
+from transferkit import Contrastive, Full, LinearProbe, LoRA, TransferkitError, adapt
+from transferkit.errors import StrategyError
 from transferkit.backbones import resolve_backbone
 from transferkit.strategies import Auto, Freeze, frozen_modules, set_train_mode
 
@@ -130,18 +131,73 @@ def test_lora_groups_and_targets(tmp_path):
     assert qv and all(n.endswith((".query", ".value")) for n in qv)
 
 
-def test_auto_rules():
-    class Probe:  # a measured probe, as training.probe.ProbeFit reports it
-        def __init__(self, score):
-            self.cv_score, self.metric, self.folds, self.C = score, "accuracy", 5, 1.0
+class _Probe:  # a measured probe, as training.probe.ProbeFit reports it
+    def __init__(self, score):
+        self.cv_score, self.metric, self.folds, self.C = score, "accuracy", 5, 1.0
 
-    assert isinstance(Auto().choose("image", 10, Probe(0.7))[0], LinearProbe)
-    assert isinstance(Auto().choose("image", 100, Probe(0.7))[0], Full)
-    assert isinstance(Auto().choose("text", 100, Probe(0.7))[0], LoRA)
-    assert isinstance(Auto().choose("text", 5000, Probe(0.7))[0], Full)
-    assert isinstance(Auto().choose("text", 100, Probe(0.995))[0], LinearProbe)  # nothing left to gain
-    assert isinstance(Auto(budget="fast").choose("image", 500, Probe(0.7))[0], LinearProbe)
-    assert "0.700 accuracy in 5-fold CV" in Auto().choose("image", 100, Probe(0.7))[1]
+
+@pytest.mark.parametrize("modality,task,per_class,score,expected", [
+    ("image", "single_label", 10, 0.7, LinearProbe),  # too few to adapt an image backbone
+    ("image", "single_label", 100, 0.7, Full),  # LP-FT
+    ("text", "single_label", 10, 0.7, Contrastive),  # SetFit's regime
+    ("text", "multi_label", 10, 0.7, LinearProbe),  # "same class" has no single meaning
+    ("text", "single_label", 100, 0.7, LoRA),
+    ("text", "multi_label", 100, 0.7, LoRA),
+    ("text", "single_label", 5000, 0.7, Full),
+    ("text", "single_label", 100, 0.995, LinearProbe),  # saturated: nothing left to gain
+    ("image", "single_label", 5000, 0.995, LinearProbe),
+])
+def test_auto_rules(modality, task, per_class, score, expected):
+    decision = Auto().decide(modality, task, per_class, _Probe(score))
+    assert type(decision.strategy) is expected
+    assert "0.%03d accuracy in 5-fold CV" % round(score * 1000) in decision.reason
+    assert type(Auto(budget="fast").decide(modality, task, per_class, _Probe(score)).strategy) is LinearProbe
+
+
+@pytest.mark.parametrize("estimate,spent,expected", [(50.0, 5.0, LoRA), (96.0, 5.0, LinearProbe), (None, 0.0, LinearProbe)])
+def test_auto_time_budget(estimate, spent, expected):
+    """A candidate runs only if its estimated seconds fit in what the probe left of the budget."""
+    decision = Auto(budget=100).decide("text", "single_label", 100, _Probe(0.7), estimate=lambda s: estimate, spent=spent)
+    assert type(decision.strategy) is expected
+    assert ("would take" in decision.reason) == (expected is LinearProbe)
+
+
+@pytest.mark.parametrize("budget", ["slow", 0, -5, float("inf"), True, None])
+def test_auto_budget_is_validated(budget):
+    with pytest.raises(StrategyError, match="auto budget"):
+        Auto(budget=budget)
+
+
+@pytest.mark.parametrize("strategy,budget,match", [
+    ("lora", 60, "only applies to strategy='auto'"),
+    (Auto(budget="fast"), 60, "in one place"),
+    ("auto", "slow", "auto budget must be"),
+])
+def test_adapt_auto_budget_errors(strategy, budget, match, tiny_models):
+    with pytest.raises(TransferkitError, match=match):
+        adapt(tiny_models["cnn"], toy_data("cnn", "single_label"), strategy=strategy, auto_budget=budget)
+
+
+@pytest.mark.parametrize("probe_wins", [True, False])
+def test_auto_verifies_a_candidate_on_the_validation_split(probe_wins, tiny_models, monkeypatch):
+    """With >= 10 validation examples per class, a fine-tuned candidate is kept only if it beats the probe there;
+    when the probe wins, the result is exactly the plain linear probe (the body untouched)."""
+    import transferkit.api as api
+
+    monkeypatch.setattr(api, "_probe_score", lambda *a, **k: 2.0 if probe_wins else -1.0)
+    images = [x for x, _ in toy_data("cnn", "single_label", n_per_class=70)]
+    names = np.random.default_rng(0).permutation(["red", "green", "blue"] * 70)  # labels the probe cannot saturate
+    data = list(zip(images, names))
+    run = adapt(tiny_models["cnn"], data, max_steps=4, progress_bar=False)
+    reason = run.config.resolved["strategy_reason"]
+    assert "kept only if it beats the probe" in reason and "validation accuracy" in reason
+    if not probe_wins:
+        assert run.config.strategy["name"] == "full" and "full kept" in reason
+        return
+    assert run.config.strategy["name"] == "linear-probe" and "the probe is kept" in reason
+    plain = adapt(tiny_models["cnn"], data, strategy="linear-probe", progress_bar=False)
+    inputs = [x for x, _ in data[:6]]
+    np.testing.assert_allclose(run.predict_proba(inputs), plain.predict_proba(inputs), atol=1e-6)
 
 
 def test_auto_measures_and_is_reproducible(tiny_models):

@@ -19,7 +19,7 @@ import torch
 from . import storage
 from .config import RunConfig
 from .data import ExampleDataset, encode, make_loader, read_dataset
-from .errors import DataError, TransferkitError
+from .errors import ConfigError, DataError, TransferkitError
 from .tasks import get_task
 from .training import collect_logits
 
@@ -87,6 +87,7 @@ class Adapted:
 
     def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
         """Probabilities, shape (n_inputs, n_labels), columns in ``labels`` order."""
+        _check_batch_size(batch_size)
         ex = self._examples(inputs, require_labels=False)
         logits, _ = self._logits(ex.inputs, None, ex.modality, batch_size)
         return self._task.probabilities(torch.from_numpy(logits)).numpy()
@@ -97,6 +98,7 @@ class Adapted:
 
     def evaluate(self, dataset: Any, batch_size: int = 32) -> dict[str, float]:
         """Metrics on a labelled dataset (any form ``adapt`` takes) plus its mean ``loss``."""
+        _check_batch_size(batch_size)
         ex = self._examples(dataset, require_labels=True)
         y = encode(ex.raw_labels, self.labels, self.task, what="eval set")
         logits, y = self._logits(ex.inputs, y, ex.modality, batch_size)
@@ -128,6 +130,44 @@ class Adapted:
             kept = " The previous model there is unchanged." if target.exists() else ""
             raise TransferkitError(f"could not save to {str(target)!r} ({exc.strerror or exc}).{kept} "
                                    "Free some space or choose another folder.") from None
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+
+
+def _check_labels(config: RunConfig, backbone, folder: Path) -> None:
+    """transferkit.json's labels must fit the weights: one per output, in the order the model's own config gives."""
+    labels = config.labels
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise TransferkitError(f"{str(folder / CONFIG_NAME)!r}: 'labels' must be a list of names, got {labels!r}. "
+                               "The file was edited or damaged: save the model again.")
+    params = dict(backbone.model.named_parameters())
+    head = [params[n] for n in backbone.head if n in params and params[n].ndim >= 1]
+    outputs = max((p.shape[0] for p in head if p.ndim == 2), default=head[0].shape[0] if head else len(labels))
+    if outputs != len(labels):
+        raise TransferkitError(f"{str(folder / CONFIG_NAME)!r} lists {len(labels)} labels but the model's head has "
+                               f"{outputs} outputs. The file does not belong to these weights: save the model again.")
+    own = folder / "config.json"
+    own_labels = _own_labels(json.loads(own.read_text())) if own.is_file() else None
+    if own_labels is not None and own_labels != labels:
+        raise TransferkitError(f"the labels in {CONFIG_NAME} {labels[:6]} disagree with those in config.json "
+                               f"{own_labels[:6]} (same names, other order, or other names): the ids would be read "
+                               "as the wrong classes. Save the model again.")
+
+
+def _own_labels(config: dict) -> list[str] | None:
+    """Label names in id order from a transformers (id2label) or timm (label_names) config.json, if any."""
+    if isinstance(config.get("label_names"), list):
+        return [str(x) for x in config["label_names"]]
+    id2label = config.get("id2label")
+    if isinstance(id2label, dict) and id2label:
+        try:
+            return [str(id2label[k]) for k in sorted(id2label, key=int)]
+        except ValueError:
+            return None
+    return None
 
 
 def _readable(folder: Path) -> None:
@@ -163,7 +203,12 @@ def load(path: str | Path) -> Adapted:
     options = {"source": config.model, "max_length": config.training.max_length, "augment": False}
     try:
         backbone = get_family(config.family).load(folder.resolve(), options)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except TransferkitError:
+        raise
+    except Exception as exc:  # safetensors, json, torch, timm, transformers: all mean a damaged or partial folder
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise TransferkitError(f"cannot load the {config.family} model in {str(folder)!r} "
-                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Is the folder complete?") from None
+                               f"({type(exc).__name__}: {detail}). Is the folder complete? A file such as "
+                               "model.safetensors may be truncated or missing: save the model again.") from None
+    _check_labels(config, backbone, folder)
     return Adapted(backbone, config, data.get("history"))

@@ -1,8 +1,10 @@
 """``adapt()``: resolve the backbone, put on a new head, apply the strategy, train, return ``Adapted``."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
           seed: int = 0, mixed_precision: str = "no", label_column: str | None = None,
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
           pretrained: bool = True, compare: Any = False, test_dataset: Any = None, overwrite: bool = False,
-          **training_options: Any) -> Adapted:
+          auto_budget: str | float | None = None, trust_remote_code: bool = False, **training_options: Any) -> Adapted:
     """Transfer ``model`` (a timm / transformers name, a folder, or an ``nn.Module``) to the task in ``train``.
 
     ``strategy`` is "auto", "linear-probe", "contrastive", "freeze", "lora", "full", or a config object such as
@@ -53,6 +55,12 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     backbone's lower rates from it and every rate is logged and saved in ``result.config``. Other
     keyword options are :class:`TrainingConfig` fields (``image_size``, ``max_length``,
     ``gradient_accumulation_steps``, ``early_stopping_patience``, ``validation_fraction``, ...).
+
+    ``trust_remote_code=True`` lets transformers run Python code shipped with a Hub model (never the
+    default; the log says so when it is on). Weights are read from safetensors only.
+
+    ``auto_budget`` bounds what ``strategy="auto"`` may try after measuring the probe: "best" (the
+    default), "fast" (the probe only) or seconds of training time (see :mod:`transferkit.strategies.auto`).
 
     ``compare=True`` (or a :class:`~transferkit.evidence.CompareConfig`) also trains the same
     architecture from random initialisation and classic ML baselines on the same splits and seeds,
@@ -66,6 +74,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if output_dir is not None:  # refuse a destination now, not after an hour of training
         output_dir = storage.check_target(output_dir, overwrite, data=(train, eval_dataset, test_dataset),
                                           what="adapt(output_dir=...)")
+    strategy = _with_budget(strategy, auto_budget)
     if compare:
         from .evidence import compare_on
 
@@ -73,7 +82,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                           strategy=strategy, task=task, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
                           label_column=label_column, input_column=input_column, output_dir=output_dir,
-                          tokenizer=tokenizer, pretrained=pretrained, overwrite=overwrite, **training_options)
+                          tokenizer=tokenizer, pretrained=pretrained, overwrite=overwrite,
+                          trust_remote_code=trust_remote_code, **training_options)
     from accelerate.utils import set_seed
 
     cfg = _training_config(dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -81,12 +91,13 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if not pretrained:  # a probe on random features is no head worth starting from
         cfg = dataclasses.replace(cfg, head_init="random")
     chosen = strategy_from(strategy)  # validate before any slow loading
+    _check_tokenizer(tokenizer)
     check_precision(cfg)
     data = _read_data(train, eval_dataset, task, input_column, label_column, cfg)
     chosen.check(data.task, data.examples.modality)
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
-               "augment": cfg.augment, "pretrained": pretrained}
+               "augment": cfg.augment, "pretrained": pretrained, "trust_remote_code": trust_remote_code}
     set_seed(cfg.seed)  # the new head's initialisation depends on the seed alone
     backbone = resolve_backbone(model, data.labels, data.task, options)
     _check_modality(model, backbone, data)
@@ -114,6 +125,26 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
             adapted.save(output_dir, overwrite=overwrite)
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted
+
+
+def _check_tokenizer(tokenizer: Any) -> None:
+    if tokenizer is not None and (isinstance(tokenizer, (str, Path)) or not callable(tokenizer)):
+        raise ConfigError(f"tokenizer= takes a tokenizer object, got {tokenizer!r}: e.g. "
+                          "tokenizer=AutoTokenizer.from_pretrained('bert-base-uncased'), or leave it out to use the "
+                          "model's own.")
+
+
+def _with_budget(strategy: Any, auto_budget: Any) -> Any:
+    """``strategy`` with ``auto_budget`` applied: only "auto" takes a budget, and only one way of setting it."""
+    if auto_budget is None:
+        return strategy
+    if strategy == "auto":
+        return Auto(budget=auto_budget)
+    if isinstance(strategy, Auto):
+        raise ConfigError(f"auto_budget={auto_budget!r} given beside strategy={strategy!r}: set the budget in one "
+                          f"place, e.g. strategy=Auto(budget={auto_budget!r}) or strategy='auto', auto_budget=...")
+    raise ConfigError(f"auto_budget={auto_budget!r} only applies to strategy='auto', but strategy={strategy!r}. "
+                      "Drop auto_budget, or use strategy='auto'.")
 
 
 @dataclass
@@ -231,30 +262,101 @@ def _probe_summary(fit) -> dict[str, Any] | None:
 
 def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg: TrainingConfig) -> _Run:
     """Resolve ``auto`` by measuring the probe, then solve the head or train with the strategy (LP-FT start)."""
-    from .training.feature_cache import cached_features, linear_head, solve_head
+    from .training.feature_cache import cached_features, linear_head
 
-    reason, features, fit = "chosen by the user", None, None
+    reason, features, fit, decision = "chosen by the user", None, None, None
     solve = cfg.feature_cache is not False and linear_head(backbone) is not None
     if isinstance(chosen, Auto):
-        # the probe uses every example (CV replaces the validation split)
-        features = cached_features(backbone, loaders.train(training=False, everything=True)) if solve else None
-        fit = solve_head(backbone, task, *features, seed=cfg.seed) if features is not None else None
-        solve = features is not None
-        chosen, reason = chosen.choose(backbone.modality, len(data.y) / len(data.labels), fit)
+        decision, features, fit = _decide(chosen, backbone, task, loaders, data, cfg, solve)
+        chosen, reason, solve = decision.strategy, decision.reason, features is not None
         logger.info("strategy auto -> %s: %s", chosen.name, reason)
     elif isinstance(chosen, LinearProbe) and solve:  # a Linear head may still not replay (GPT-2 pools after it)
         features = cached_features(backbone, loaders.train(training=False, everything=True))
         solve = features is not None
     if chosen.solves_head and (solve or not isinstance(chosen, LinearProbe)):
         return _solve(chosen, backbone, task, loaders, data, cfg, reason, features, fit)
-    head_init = "random"
-    if cfg.head_init == "probe" and not chosen.solves_head and linear_head(backbone) is not None:
-        if fit is None or data.carved is not None:  # LP-FT: the head starts from the probe of the training part
-            feats = features if features is not None and data.carved is None else \
-                cached_features(backbone, loaders.train(training=False))
-            fit = solve_head(backbone, task, *feats, seed=cfg.seed) if feats is not None else None
-        head_init = f"probe (C={fit.C:g})" if fit is not None else "random (the head does not replay on features)"
-    return _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init)
+    verify = decision is not None and decision.verify
+    pristine = copy.deepcopy(backbone.model) if verify else None  # the frozen model with the all-example probe
+    probed_all = fit
+    head_init, fit = _lp_ft_head(chosen, backbone, task, loaders, data, cfg, features, fit)
+    baseline = _probe_score(fit, backbone, task, loaders) if verify else None
+    run = _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init)
+    if not verify:
+        return run
+    return _verified(run, baseline, pristine, probed_all, backbone, task, loaders, data, cfg, features)
+
+
+def _decide(auto: Auto, backbone, task, loaders: _Loaders, data: _Data, cfg, solve: bool):
+    """Measure the probe on every example (k-fold CV replaces the validation split), then let ``auto`` decide."""
+    from .training.feature_cache import cached_features, solve_head
+
+    start = time.perf_counter()
+    features = cached_features(backbone, loaders.train(training=False, everything=True)) if solve else None
+    rate = (time.perf_counter() - start) / len(data.y)  # seconds per example, forward only
+    fit = solve_head(backbone, task, *features, seed=cfg.seed) if features is not None else None
+    estimate = (lambda s: _estimate_seconds(s, rate, data, cfg)) if features is not None else None
+    decision = auto.decide(backbone.modality, data.task, len(data.y) / len(data.labels), fit, estimate=estimate,
+                           spent=time.perf_counter() - start, can_verify=data.validation_ok and fit is not None,
+                           embeds=features is not None)
+    return decision, features, fit
+
+
+def _estimate_seconds(strategy: Strategy, rate: float, data: _Data, cfg: TrainingConfig) -> float:
+    """Training seconds of ``strategy``: example passes x the measured forward rate x BACKWARD_FACTOR."""
+    from .strategies.auto import BACKWARD_FACTOR
+    from .training.contrastive import default_steps
+    from .training.schedule import plan
+
+    n_train = len(data.train_idx)
+    if strategy.solves_head:  # contrastive: its steps over every example, then the features once more
+        batch = strategy.batch_size or cfg.batch_size
+        steps = strategy.steps or default_steps(len(data.y), batch, strategy.passes, strategy.min_steps, strategy.max_steps)
+        return rate * (steps * batch * BACKWARD_FACTOR + len(data.y))
+    schedule = plan(-(-n_train // cfg.batch_size), cfg.epochs, cfg.max_steps, data.validation_ok, None)
+    n_val = 0 if data.val_y is None else len(data.val_y)
+    return rate * (schedule.steps * cfg.batch_size * BACKWARD_FACTOR + schedule.epochs * n_val)
+
+
+def _lp_ft_head(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, features, fit):
+    """LP-FT: the gradient strategies' head starts from the probe solved on the training part."""
+    from .training.feature_cache import cached_features, linear_head, solve_head
+
+    if cfg.head_init != "probe" or chosen.solves_head or linear_head(backbone) is None:
+        return "random", fit
+    if fit is None or data.carved is not None:  # the carved validation split must not shape the head
+        feats = features if features is not None and data.carved is None else \
+            cached_features(backbone, loaders.train(training=False))
+        fit = solve_head(backbone, task, *feats, seed=cfg.seed) if feats is not None else None
+    return (f"probe (C={fit.C:g})" if fit is not None else "random (the head does not replay on features)"), fit
+
+
+def _probe_score(fit, backbone, task, loaders: _Loaders) -> float:
+    """The validation score of the probe ``fit`` (solved on the training part), on the frozen model's features."""
+    from .training.feature_cache import cached_features
+
+    x, y = cached_features(backbone, loaders.validation())
+    with torch.no_grad():
+        logits = x.double() @ fit.weight.double().T + fit.bias.double()
+    return task.metrics(task.probabilities(logits.float()).numpy(), y.numpy(), None)[task.metric]
+
+
+def _verified(run: _Run, probed: float, pristine, fit_all, backbone, task, loaders: _Loaders, data: _Data, cfg,
+              features) -> _Run:
+    """Keep auto's candidate only if its best validation score beats the probe fitted on the same training part."""
+    metric = f"eval_{task.metric}"
+    rows = [r for r in run.result.history if metric in r]
+    best = next((r for r in rows if r["epoch"] == run.result.best_epoch), rows[-1] if rows else None)
+    trained = None if best is None else best[metric]
+    scores = (f"validation {task.metric}: {run.strategy.name} "
+              f"{'n/a' if trained is None else format(trained, '.3f')}, probe {probed:.3f}")
+    if trained is not None and trained > probed:
+        run.reason += f"; {scores}: {run.strategy.name} kept"
+        logger.info("auto keeps %s (%s)", run.strategy.name, scores)
+        return run
+    logger.info("auto falls back to the linear probe (%s)", scores)
+    backbone.model = pristine  # the frozen model whose head is the probe solved on every example
+    return _solve(LinearProbe(), backbone, task, loaders, data, cfg, f"{run.reason}; {scores}: the probe is kept",
+                  features, fit_all)
 
 
 def _solve(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, reason: str, features, fit) -> _Run:

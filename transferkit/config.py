@@ -77,6 +77,8 @@ class TrainingConfig:
                f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
         _check(_is_int(self.gradient_accumulation_steps) and self.gradient_accumulation_steps >= 1,
                f"gradient_accumulation_steps must be an integer >= 1, got {self.gradient_accumulation_steps!r}.")
+        _check(_is_int(self.seed) and 0 <= self.seed < 2 ** 32,
+               f"seed must be an integer in [0, 2**32 - 1] (what torch and numpy accept), got {self.seed!r}.")
         _check(self.mixed_precision in MIXED_PRECISION,
                f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}.")
         _check(self.early_stopping_patience is None or _is_int(self.early_stopping_patience) and self.early_stopping_patience >= 1,

@@ -132,7 +132,28 @@ def _read_folder_config(path: Path) -> dict[str, Any]:
             f"folder {str(path)!r} has no config.json, so it is neither a timm nor a transformers model folder. "
             "Point to the folder written by `save_pretrained` / timm's `save_for_hf` (or by `result.save`)."
         )
-    return json.loads(cfg.read_text())
+    try:
+        config = json.loads(cfg.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelNotFoundError(f"{str(cfg)!r} is not valid JSON ({exc}); the model folder is damaged. Save the "
+                                 "model again, or fetch the file again.") from None
+    if not isinstance(config, dict):
+        raise ModelNotFoundError(f"{str(cfg)!r} holds a {type(config).__name__}, not a JSON object: the folder is damaged.")
+    _check_weights(path)
+    return config
+
+
+def _check_weights(path: Path) -> None:
+    """Weights are read from safetensors only: a pickle can run code when it is loaded."""
+    if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file():
+        return
+    pickles = sorted(p.name for p in path.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+    if pickles:
+        raise ModelNotFoundError(
+            f"folder {str(path)!r} holds weights only as pickles ({', '.join(pickles[:3])}); transferkit reads "
+            "safetensors only, because loading a pickle can run code. If you trust the file, convert it once: "
+            "model = AutoModel.from_pretrained(folder, use_safetensors=False); model.save_pretrained(new_folder) "
+            "(safetensors is the default), or for timm, timm.models.load_checkpoint then save_for_hf.")
 
 
 def _known_names() -> list[str]:
@@ -150,7 +171,7 @@ COMMON_HUB_IDS = (
 )
 
 
-def resolve_family(source: str | nn.Module) -> tuple[Family, str | nn.Module]:
+def resolve_family(source: str | nn.Module, trust_remote_code: bool = False) -> tuple[Family, str | nn.Module]:
     """Which family handles ``source``, and the source in the form that family loads.
 
     Order: a module the user holds; a ``packaged:`` name; a local folder (``local-dir:`` or a path);
@@ -165,8 +186,9 @@ def resolve_family(source: str | nn.Module) -> tuple[Family, str | nn.Module]:
             f"cannot adapt a {type(source).__name__}: transferkit takes a timm model or a transformers "
             "PreTrainedModel. Wrap custom networks in one of those, or pass a model name or folder."
         )
-    if not isinstance(source, (str, Path)):
-        raise ModelNotFoundError(f"model must be a name, a folder or an nn.Module, got {type(source).__name__}.")
+    if not isinstance(source, (str, Path)) or not str(source).strip():
+        raise ModelNotFoundError(f"model must be a name, a folder or an nn.Module, got {source!r}: e.g. 'resnet50', "
+                                 "'bert-base-uncased', 'packaged:all-MiniLM-L6-v2' or the folder of a saved model.")
     name = str(source)
     from ..assets import is_packaged_name, packaged_model_path
 
@@ -183,25 +205,28 @@ def resolve_family(source: str | nn.Module) -> tuple[Family, str | nn.Module]:
             f"folder {str(path)!r} has a config.json that is neither timm's (no 'architecture') nor "
             f"transformers' (no 'model_type'); its keys are {sorted(config)[:12]}."
         )
+    if Path(local).expanduser().is_file():
+        raise ModelNotFoundError(f"{local!r} is a file, not a model folder: pass the folder that holds its config.json "
+                                 "and weights (a saved transferkit model: use transferkit.load(folder)).")
     if name.startswith("local-dir:"):
         raise ModelNotFoundError(f"no such folder: {local!r}. Check the path (it is resolved from {Path.cwd()}).")
     import timm
 
     if name.startswith("hf-hub:") or timm.is_model(name):
         return FAMILIES["timm"], name
-    config = _hub_config(name)
+    config = _hub_config(name, trust_remote_code)
     for family in (FAMILIES["decoder"], FAMILIES["encoder"]):
         if family.accepts_folder(config):
             return family, name
     raise ModelNotFoundError(f"{name!r} is a transformers {config.get('model_type')!r} model, not a text encoder or decoder.")
 
 
-def _hub_config(name: str) -> dict[str, Any]:
+def _hub_config(name: str, trust_remote_code: bool = False) -> dict[str, Any]:
     """The transformers config of a Hub id, or a ModelNotFoundError with close matches."""
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(name).to_dict()
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).to_dict()
     except (OSError, ValueError) as exc:
         from ..errors import close_matches
 
@@ -215,7 +240,9 @@ def _hub_config(name: str) -> dict[str, Any]:
 
 
 def resolve_backbone(source: str | nn.Module, labels: list[str], task: str, options: dict[str, Any]) -> Backbone:
-    family, loadable = resolve_family(source)
+    if options.get("trust_remote_code"):
+        logger.warning("trust_remote_code=True: Python code shipped with %r may run on this machine", str(source))
+    family, loadable = resolve_family(source, bool(options.get("trust_remote_code")))
     backbone = family.build(loadable, labels, task, options)
     trainable_total = sum(p.numel() for p in backbone.model.parameters())
     logger.info(

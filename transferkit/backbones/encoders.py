@@ -24,7 +24,8 @@ from ._quiet import quiet_transformers
 from .base import Backbone, group_by_index, register_family
 from .pooling import Pooling, PooledTextClassifier, detach_unused_pooler
 from .preprocess import TextPreprocess
-from .sequence_classifier import LAYER_PATTERN, SequenceClassifierFamily, is_causal_lm_config, label_config, load_tokenizer
+from .sequence_classifier import (LAYER_PATTERN, SequenceClassifierFamily, hub_options, is_causal_lm_config, label_config,
+                                  load_tokenizer)
 
 
 def _is_sentence_transformer(module: nn.Module) -> bool:
@@ -68,9 +69,10 @@ class EncoderFamily(SequenceClassifierFamily):
         try:
             with quiet_transformers():
                 if options.get("pretrained", True):
-                    body = AutoModel.from_pretrained(path, dtype=torch.float32)
+                    body = AutoModel.from_pretrained(path, dtype=torch.float32, **hub_options(options))
                 else:  # the same architecture from random initialisation (the from-scratch baseline)
-                    body = AutoModel.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
+                    config = AutoConfig.from_pretrained(path, trust_remote_code=hub_options(options)["trust_remote_code"])
+                    body = AutoModel.from_config(config, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load {name!r} as a transformers encoder: {str(exc).splitlines()[0][:300]}") from None
         body.config.update(label_config(labels, task))
@@ -102,7 +104,7 @@ class EncoderFamily(SequenceClassifierFamily):
             return super().load(directory, options)
         pooling, head = saved
         with quiet_transformers():
-            body = AutoModel.from_pretrained(str(directory), dtype=torch.float32)
+            body = AutoModel.from_pretrained(str(directory), dtype=torch.float32, use_safetensors=True)
         model = PooledTextClassifier(body, pooling, int(head["weight"].shape[0]), detach_unused_pooler(body))
         model.classifier.load_state_dict(head)
         return self.describe(model, load_tokenizer(str(directory)), str(options.get("source", directory)), options)

@@ -31,11 +31,16 @@ def is_causal_lm_config(config: dict[str, Any]) -> bool:
             or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures))
 
 
-def load_tokenizer(source: str, hint: bool = False):
+def hub_options(options: dict[str, Any]) -> dict[str, Any]:
+    """What every transformers load gets: safetensors only (a pickle can run code), remote code only if asked."""
+    return {"use_safetensors": True, "trust_remote_code": bool(options.get("trust_remote_code", False))}
+
+
+def load_tokenizer(source: str, hint: bool = False, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as exc:
         extra = " Pass it with adapt(..., tokenizer=AutoTokenizer.from_pretrained(...))." if hint else ""
         raise ModelNotFoundError(f"could not load the tokenizer for {source!r}: {str(exc).splitlines()[0][:200]}.{extra}") from None
@@ -61,7 +66,8 @@ class SequenceClassifierFamily(Family):
                 if tokenizer is None:
                     tokenizer = load_tokenizer(tmp if (Path(tmp) / "tokenizer_config.json").is_file() else name, hint=True)
                 return self.from_folder(tmp, name, labels, task, tokenizer, options)
-        return self.from_folder(source, source, labels, task, tokenizer or load_tokenizer(source), options)
+        return self.from_folder(source, source, labels, task, tokenizer or load_tokenizer(
+            source, trust_remote_code=hub_options(options)["trust_remote_code"]), options)
 
     def save_held_module(self, module: nn.Module, directory: str) -> str:
         """Write ``module`` to ``directory``; return the name it came from (for messages and its tokenizer)."""
@@ -76,9 +82,10 @@ class SequenceClassifierFamily(Family):
             with quiet_transformers():
                 if options.get("pretrained", True):
                     model = AutoModelForSequenceClassification.from_pretrained(
-                        path, ignore_mismatched_sizes=True, dtype=torch.float32, **head)
+                        path, ignore_mismatched_sizes=True, dtype=torch.float32, **head, **hub_options(options))
                 else:  # the same architecture from random initialisation (the from-scratch baseline)
-                    config = AutoConfig.from_pretrained(path, **head)
+                    config = AutoConfig.from_pretrained(path, **head,
+                                                        trust_remote_code=hub_options(options)["trust_remote_code"])
                     model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load {name!r} as a sequence classifier: {str(exc).splitlines()[0][:300]}") from None
@@ -111,5 +118,6 @@ class SequenceClassifierFamily(Family):
         from transformers import AutoModelForSequenceClassification
 
         with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(str(directory), dtype=torch.float32)
+            model = AutoModelForSequenceClassification.from_pretrained(str(directory), dtype=torch.float32,
+                                                                       use_safetensors=True)
         return self.describe(model, load_tokenizer(str(directory)), str(options.get("source", directory)), options)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError, did_you_mean
+from .checks import check_inputs, check_labels
 from .images import IMAGE_SUFFIXES, looks_like_image_path
 
 LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "y", "sentiment", "tags")
@@ -103,7 +104,7 @@ def from_table(columns: dict[str, Sequence[Any]] | Any, input_column: str | None
         if input_col is None:
             raise DataError(f"cannot tell which column holds the inputs among {rest}; name it with input_column=...")
     if features is not None:
-        inputs: Sequence[Any] = _Column(columns, input_col) if _modality(sample[input_col]) == "image" else columns[input_col]
+        inputs: Sequence[Any] = _Column(columns, input_col) if _modality(sample[input_col]) == "image" else list(columns[input_col])
         label_feature = features[label_col] if label_col else None
         names_given = getattr(label_feature, "names", None) or getattr(getattr(label_feature, "feature", None), "names", None)
         raw = list(columns[label_col]) if label_col else None
@@ -130,14 +131,27 @@ def _class_names(raw: list[Any], names: list[str], column: str) -> list[Any]:
 
 def _read_rows(path: Path) -> dict[str, list[Any]]:
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        lines = path.read_text(encoding="utf-8").splitlines()
         try:
-            rows = [json.loads(line) for line in lines if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{str(path)!r} is not valid JSON Lines (line {exc.lineno}: {exc.msg}); one JSON object per line.") from None
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{str(path)!r} is not UTF-8 (byte {exc.object[exc.start]:#x} at offset {exc.start}); "
+                            "it may be latin-1 / cp1252. Re-save it as UTF-8, or read it yourself, e.g. "
+                            "pandas.read_csv(path, encoding='latin-1'), and pass the DataFrame.") from None
+    else:
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{str(path)!r} is not UTF-8 (offset {exc.start}): re-save it as UTF-8.") from None
+        rows = []
+        for number, line in enumerate(lines, 1):
+            try:
+                rows += [json.loads(line)] if line.strip() else []
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{str(path)!r} is not valid JSON Lines (line {number}: {exc.msg}); one JSON object "
+                                "per line.") from None
+        if any(not isinstance(r, dict) for r in rows):
+            raise DataError(f"{str(path)!r}: every line must be a JSON object such as {{\"text\": ..., \"label\": ...}}.")
     if not rows:
         raise DataError(f"the dataset is empty: {str(path)!r} has no rows.")
     return {k: [r.get(k) for r in rows] for k in rows[0]}
@@ -161,7 +175,15 @@ def from_image_folder(root: Path) -> Examples:
 
 def read_dataset(data: Any, input_column: str | None = None, label_column: str | None = None,
                  require_labels: bool = True) -> Examples:
-    """Any supported dataset form -> ``Examples``; a DataError naming the fix for anything else."""
+    """Any supported dataset form -> ``Examples``, validated (``data.checks``); a DataError naming the fix otherwise."""
+    ex = _read(data, input_column, label_column, require_labels)
+    check_inputs(ex.inputs, ex.modality)
+    if ex.raw_labels is not None:
+        ex.raw_labels = check_labels(ex.raw_labels)
+    return ex
+
+
+def _read(data: Any, input_column: str | None, label_column: str | None, require_labels: bool) -> Examples:
     kind = type(data).__name__
     if kind in ("DatasetDict", "IterableDatasetDict"):
         splits = list(data.keys())

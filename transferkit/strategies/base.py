@@ -49,10 +49,30 @@ class Strategy:
         return {"name": self.name, **dataclasses.asdict(self)}
 
 
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any, low: float = float("-inf"), high: float = float("inf")) -> bool:
+    """A finite real number (not a bool, a string or NaN) in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return False
+    return low <= value <= high and abs(value) != float("inf")
+
+
+def require(ok: bool, strategy: str, key: str, value: Any, need: str) -> None:
+    """Raise the one-line error every strategy option uses: which option, what it must be, what was seen."""
+    if not ok:
+        raise StrategyError(f"{strategy} {key} must be {need}, got {value!r}.")
+
+
 def strategy_from(spec: "str | Strategy | dict[str, Any]") -> Strategy:
     """A strategy object from a name, a dict saved in a run config, or an object (returned as is)."""
     if isinstance(spec, Strategy):
         return spec
+    if isinstance(spec, type) and issubclass(spec, Strategy):
+        raise StrategyError(f"strategy={spec.__name__} is the class; pass an instance, {spec.__name__}() (with options "
+                            f"if you like), or the name {spec.name!r}.")
     if isinstance(spec, dict):
         spec = dict(spec)
         name = spec.pop("name", None)
@@ -62,7 +82,13 @@ def strategy_from(spec: "str | Strategy | dict[str, Any]") -> Strategy:
         raise StrategyError(
             f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}.{did_you_mean(str(name), STRATEGIES)}"
         )
-    return STRATEGIES[name](**spec)
+    cls = STRATEGIES[name]
+    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in spec if k not in fields]
+    if unknown:
+        raise StrategyError(f"strategy {name!r} has no option {unknown[0]!r}.{did_you_mean(unknown[0], fields)} "
+                            f"Its options: {fields}.")
+    return cls(**spec)
 
 
 def freeze_all(model: nn.Module) -> None:

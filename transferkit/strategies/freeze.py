@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import StrategyError
-from .base import Strategy, freeze_all, head_group, lower_count, register_strategy, unfreeze
+from .base import Strategy, freeze_all, head_group, is_int, is_number, lower_count, register_strategy, require, unfreeze
 
 
 @register_strategy
@@ -23,8 +22,11 @@ class Freeze(Strategy):
     backbone_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.backbone_lr_scale <= 0:
-            raise StrategyError(f"backbone_lr_scale must be > 0, got {self.backbone_lr_scale!r}.")
+        require(self.groups is None or (is_int(self.groups) and self.groups >= 0), "Freeze", "groups", self.groups,
+                "None or an integer >= 0 (how many lower layer groups to freeze)")
+        require(is_number(self.fraction, 0, 1), "Freeze", "fraction", self.fraction, "in [0, 1]")
+        require(is_number(self.backbone_lr_scale) and self.backbone_lr_scale > 0, "Freeze", "backbone_lr_scale",
+                self.backbone_lr_scale, "a number > 0")
 
     def apply(self, backbone, learning_rate):
         n_frozen = lower_count(len(backbone.groups), self.groups, self.fraction)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import StrategyError
-from .base import Strategy, head_group, register_strategy, unfreeze
+from .base import Strategy, head_group, is_number, register_strategy, unfreeze
 
 
 @register_strategy
@@ -20,7 +20,8 @@ class Full(Strategy):
     lowest_lr_scale: float = 0.01
 
     def __post_init__(self) -> None:
-        if not 0 < self.lowest_lr_scale <= self.top_lr_scale:
+        if not (is_number(self.lowest_lr_scale) and is_number(self.top_lr_scale)
+                and 0 < self.lowest_lr_scale <= self.top_lr_scale):
             raise StrategyError(
                 f"need 0 < lowest_lr_scale <= top_lr_scale, got {self.lowest_lr_scale!r} and {self.top_lr_scale!r}."
             )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..errors import StrategyError
-from .base import Strategy, freeze_all, lower_count, register_strategy, unfreeze
+from .base import Strategy, freeze_all, is_int, is_number, lower_count, register_strategy, require, unfreeze
 
 GROUP_CHOICES = ("all", "upper", "lower")
 
@@ -56,12 +56,15 @@ class LoRA(Strategy):
     targets: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.rank, int) or self.rank < 1:
-            raise StrategyError(f"LoRA rank must be an integer >= 1, got {self.rank!r}.")
-        if self.alpha <= 0:
-            raise StrategyError(f"LoRA alpha must be > 0, got {self.alpha!r}.")
-        if not (isinstance(self.groups, int) or self.groups in GROUP_CHOICES):
+        require(is_int(self.rank) and self.rank >= 1, "LoRA", "rank", self.rank, "an integer >= 1")
+        require(is_number(self.alpha) and self.alpha > 0, "LoRA", "alpha", self.alpha, "a number > 0 (often 2 x rank)")
+        require(is_number(self.dropout, 0, 1) and self.dropout < 1, "LoRA", "dropout", self.dropout, "in [0, 1)")
+        require(is_number(self.lr_scale) and self.lr_scale > 0, "LoRA", "lr_scale", self.lr_scale, "a number > 0")
+        if not ((is_int(self.groups) and self.groups >= 1) or self.groups in GROUP_CHOICES):
             raise StrategyError(f"LoRA groups must be one of {GROUP_CHOICES} or an int, got {self.groups!r}.")
+        require(self.target_modules is None or (isinstance(self.target_modules, (list, tuple)) and self.target_modules
+                and all(isinstance(t, str) for t in self.target_modules)), "LoRA", "target_modules",
+                self.target_modules, "None or a list of module names such as ['query', 'value']")
 
     def chosen_groups(self, backbone):
         n = len(backbone.groups)
