@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
           seed: int = 0, mixed_precision: str = "no", label_column: str | None = None,
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
           pretrained: bool = True, compare: Any = False, test_dataset: Any = None, overwrite: bool = False,
-          auto_budget: str | float | None = None, trust_remote_code: bool = False, **training_options: Any) -> Adapted:
+          auto_budget: str | float | None = None, trust_remote_code: bool = False, resume: bool = False,
+          **training_options: Any) -> Adapted:
     """Transfer ``model`` (a timm / transformers name, a folder, or an ``nn.Module``) to the task in ``train``.
 
     ``strategy`` is "auto", "linear-probe", "contrastive", "freeze", "lora", "full", or a config object such as
@@ -58,6 +60,9 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
 
     ``trust_remote_code=True`` lets transformers run Python code shipped with a Hub model (never the
     default; the log says so when it is on). Weights are read from safetensors only.
+
+    ``save_every=N`` (with ``output_dir``) checkpoints the training loop every N optimizer steps;
+    ``resume=True`` continues an interrupted run from its checkpoint (:mod:`transferkit.training.checkpoint`).
 
     ``auto_budget`` bounds what ``strategy="auto"`` may try after measuring the probe: "best" (the
     default), "fast" (the probe only) or seconds of training time (see :mod:`transferkit.strategies.auto`).
@@ -74,6 +79,11 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if output_dir is not None:  # refuse a destination now, not after an hour of training
         output_dir = storage.check_target(output_dir, overwrite, data=(train, eval_dataset, test_dataset),
                                           what="adapt(output_dir=...)")
+    elif resume or training_options.get("save_every"):
+        raise ConfigError("resume=True and save_every= need output_dir=...: the checkpoint is kept beside the model "
+                          "folder it will become.")
+    if compare and (resume or training_options.get("save_every")):
+        raise ConfigError("compare=True trains many short arms; it does not checkpoint. Drop resume / save_every.")
     strategy = _with_budget(strategy, auto_budget)
     if compare:
         from .evidence import compare_on
@@ -103,7 +113,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     _check_modality(model, backbone, data)
     task_obj = get_task(data.task)
     loaders = _Loaders(data, backbone, task_obj, cfg)
-    run = _train(chosen, backbone, task_obj, loaders, data, cfg)
+    checkpointing = _checkpointing(output_dir, resume, cfg, model, chosen, data)
+    run = _train(chosen, backbone, task_obj, loaders, data, cfg, checkpointing)
 
     threshold = None
     if task_obj.multi_label:
@@ -123,8 +134,23 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
 
         if run.result.is_main_process:
             adapted.save(output_dir, overwrite=overwrite)
+            if checkpointing is not None:
+                checkpointing.discard()
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted
+
+
+def _checkpointing(output_dir: Path | None, resume: bool, cfg: TrainingConfig, model, strategy, data: "_Data"):
+    """Where the loop's checkpoint goes, and what a resume must match (model, strategy, labels, data, options)."""
+    if output_dir is None:
+        return None
+    from .training.checkpoint import Checkpointing, checkpoint_folder
+
+    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress_bar", "num_workers", "save_every")}
+    fingerprint = {"model": _describe_source(model), "strategy": strategy.to_dict(), "labels": data.labels,
+                   "n_train": int(len(data.train_idx)), "targets": int(np.asarray(data.y).sum() * 7919 % 2**31),
+                   "training": json.loads(json.dumps(options, default=str))}
+    return Checkpointing(checkpoint_folder(output_dir), cfg.save_every, bool(resume), fingerprint, output_dir)
 
 
 def _check_tokenizer(tokenizer: Any) -> None:
@@ -260,7 +286,8 @@ def _probe_summary(fit) -> dict[str, Any] | None:
             "cv_scores": {str(c): s for c, s in fit.cv_scores.items()}, "seconds": round(fit.seconds, 3)}
 
 
-def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg: TrainingConfig) -> _Run:
+def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg: TrainingConfig,
+           checkpointing=None) -> _Run:
     """Resolve ``auto`` by measuring the probe, then solve the head or train with the strategy (LP-FT start)."""
     from .training.feature_cache import cached_features, linear_head
 
@@ -280,7 +307,7 @@ def _train(chosen: Strategy, backbone, task, loaders: _Loaders, data: _Data, cfg
     probed_all = fit
     head_init, fit = _lp_ft_head(chosen, backbone, task, loaders, data, cfg, features, fit)
     baseline = _probe_score(fit, backbone, task, loaders) if verify else None
-    run = _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init)
+    run = _train_with(chosen, backbone, task, loaders, data, cfg, reason, head_init, checkpointing)
     if not verify:
         return run
     return _verified(run, baseline, pristine, probed_all, backbone, task, loaders, data, cfg, features)
@@ -391,7 +418,8 @@ def _frozen_bn(model) -> int:
     return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for f in frozen_modules(model) for m in f.modules())
 
 
-def _train_with(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, reason: str, head_init: str) -> _Run:
+def _train_with(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, reason: str, head_init: str,
+                checkpointing=None) -> _Run:
     """The gradient path: apply the strategy, log what trains, run the loop."""
     param_groups = chosen.apply(backbone, cfg.learning_rate)
     trainable, total = count_parameters(backbone.model)
@@ -403,7 +431,7 @@ def _train_with(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, rea
     logger.info("learning rates: %s", ", ".join(f"{k}={v:.2e}" for k, v in rates.items()) if len(rates) <= 6
                 else f"{len(rates)} groups from {min(rates.values()):.2e} (input side) to {max(rates.values()):.2e} (head)")
     result = fit(backbone.model, backbone.family.logits, task, param_groups, loaders.train(), loaders.validation(), cfg,
-                 validation_ok=data.validation_ok)
+                 validation_ok=data.validation_ok, checkpointing=checkpointing)
     backbone.model = result.model
     run = _Run(chosen, result, reason, param_groups)
     run.details = {"counts": (trainable, total), "frozen_batchnorm_layers": n_frozen_bn, "head_init": head_init}

@@ -60,8 +60,11 @@ class TrainingConfig:
     feature_cache: bool | None = None
     num_workers: int = 0
     progress_bar: bool = True
+    save_every: int | None = None
 
     def __post_init__(self) -> None:
+        _check(self.save_every is None or _is_int(self.save_every) and self.save_every >= 1,
+               f"save_every must be None or an integer >= 1 (optimizer steps between checkpoints), got {self.save_every!r}.")
         _check(self.epochs is None or _is_int(self.epochs) and self.epochs >= 1,
                f"epochs must be None or an integer >= 1, got {self.epochs!r}.")
         _check(self.max_steps is None or _is_int(self.max_steps) and self.max_steps >= 1,

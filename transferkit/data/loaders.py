@@ -24,7 +24,7 @@ class ExampleDataset(Dataset):
         j = int(self.indices[i])
         value = self.inputs[j]
         value = to_pil(value) if self.modality == "image" else str(value)
-        return value, (None if self.y is None else self.y[j])
+        return value, (None if self.y is None else self.y[j]), j
 
 
 class DecodedInputs(Sequence):
@@ -40,22 +40,76 @@ class DecodedInputs(Sequence):
         return self.dataset[i][0]
 
 
-def make_collate(preprocess: Callable, task, training: bool) -> Callable:
+def make_collate(preprocess: Callable, task, training: bool, sampler: "EpochSampler | None" = None) -> Callable:
+    """Preprocess a batch; training batches draw their augmentation from a generator of (seed, epoch, examples).
+
+    Why not the global generators: Accelerate fetches the next batch before the current one trains,
+    so augmentation drawn from them would interleave with dropout in an order a resumed run cannot
+    replay. Seeded by the batch itself, a batch is augmented the same way however the run got there.
+    """
     def collate(items):
-        batch = preprocess([x for x, _ in items], training=training)
+        inputs = [x for x, _, _ in items]
+        if training and sampler is not None:
+            seed = np.random.SeedSequence([sampler.seed, sampler.epoch, *(j for _, _, j in items)]).generate_state(1)[0]
+            with _seeded(int(seed)):
+                batch = preprocess(inputs, training=True)
+        else:
+            batch = preprocess(inputs, training=training)
         if items[0][1] is not None:
-            batch["labels"] = task.targets(np.stack([t for _, t in items]))
+            batch["labels"] = task.targets(np.stack([t for _, t, _ in items]))
         return batch
 
     return collate
 
 
+class _seeded:
+    """Global torch / numpy / random generators set to ``seed`` inside, and put back as they were on exit."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        import random
+
+        self.saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+        random.seed(self.seed)
+
+    def __exit__(self, *exc):
+        import random
+
+        torch.set_rng_state(self.saved[0])
+        np.random.set_state(self.saved[1])
+        random.setstate(self.saved[2])
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A shuffle that is a function of (seed, epoch) alone, so a resumed run sees the order it would have seen.
+
+    Every process computes the same order; Accelerate shards it. The loop calls ``set_epoch``.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(dataset: ExampleDataset, preprocess: Callable, task, batch_size: int, training: bool,
                 seed: int = 0, num_workers: int = 0) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed) if training else None
+    sampler = EpochSampler(len(dataset), seed) if training else None
     # A last training batch of one example breaks BatchNorm in training mode; the data is reshuffled
     # every epoch, so dropping it leaves out a different example each time.
     lone_last = training and len(dataset) > batch_size and len(dataset) % batch_size == 1
-    return DataLoader(dataset, batch_size=batch_size, shuffle=training, generator=generator,
-                      collate_fn=make_collate(preprocess, task, training), num_workers=num_workers,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                      collate_fn=make_collate(preprocess, task, training, sampler), num_workers=num_workers,
                       drop_last=lone_last)

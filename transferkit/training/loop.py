@@ -81,14 +81,14 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
 
 
 def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_loader, cfg: TrainingConfig,
-        epochs: int | None = None, validation_ok: bool = True) -> FitResult:
+        epochs: int | None = None, validation_ok: bool = True, checkpointing=None) -> FitResult:
     """Train ``model`` (``forward(model, batch) -> logits``); ``result.model`` is the trained, unwrapped module.
 
     ``epochs`` overrides ``cfg.epochs``; ``validation_ok`` False means the validation split is too
     small to stop on or to pick a best epoch from (see :mod:`.schedule`): it is only reported.
+    ``checkpointing`` (:class:`.checkpoint.Checkpointing`) saves the loop's state and resumes from it.
     """
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+    from .checkpoint import StopRequest
 
     accelerator = make_accelerator(cfg)
     optimizer = _optimizer(param_groups, cfg.weight_decay)
@@ -100,64 +100,135 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
     sched = plan(math.ceil(len(train_loader) / cfg.gradient_accumulation_steps), epochs or cfg.epochs, cfg.max_steps,
                  validation_ok and val_loader is not None, cfg.early_stopping_patience)
     logger.info("schedule: %s", sched.reason)
-    scheduler = _schedule(optimizer, sched.steps, cfg.warmup_ratio)
-    result = FitResult(is_main_process=accelerator.is_main_process, schedule=sched)
-    best, best_state, stale, step = (-math.inf, -math.inf), None, 0, 0
-    unwrapped = accelerator.unwrap_model(model)
-    bar = tqdm(total=sched.steps, desc="training", disable=not (cfg.progress_bar and accelerator.is_local_main_process))
-    for epoch in range(1, sched.epochs + 1):
-        start = time.perf_counter()
+    run = _Loop(accelerator, model, optimizer, _schedule(optimizer, sched.steps, cfg.warmup_ratio), sched, cfg,
+                FitResult(is_main_process=accelerator.is_main_process, schedule=sched), checkpointing)
+    run.resume()
+    with StopRequest() as stop_request:
+        for epoch in range(run.epoch, sched.epochs + 1):
+            run.train_epoch(epoch, forward, task, train_loader, frozen, trainable, stop_request)
+            if run.end_epoch(epoch, forward, task, val_loader, validation_ok):
+                break
+    return run.finish(task)
+
+
+class _Loop:
+    """The loop's state between steps: what a checkpoint holds and a resume restores."""
+
+    def __init__(self, accelerator, model, optimizer, scheduler, sched: Schedule, cfg: TrainingConfig,
+                 result: FitResult, checkpointing):
+        from tqdm.auto import tqdm
+
+        self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+        self.sched, self.cfg, self.result, self.checkpointing = sched, cfg, result, checkpointing
+        self.unwrapped = accelerator.unwrap_model(model)
+        self.best, self.best_state, self.stale, self.step = (-math.inf, -math.inf), None, 0, 0
+        self.epoch, self.batch, self.loss_sum, self.count, self.rng, self.started = 1, 0, 0.0, 0, None, 0.0
+        self.bar = tqdm(total=sched.steps, desc="training",
+                        disable=not (cfg.progress_bar and accelerator.is_local_main_process))
+
+    def resume(self) -> None:
+        state = self.checkpointing.restore() if self.checkpointing is not None else None
+        if state is None:
+            return
+        _restore(self.unwrapped, self.checkpointing.tensors("weights.safetensors"))
+        self.optimizer.load_state_dict(self.checkpointing.torch_file("optimizer.pt"))
+        self.scheduler.load_state_dict(self.checkpointing.torch_file("scheduler.pt"))
+        self.best_state = self.checkpointing.tensors("best.safetensors")
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.loss_sum, self.count, self.stale = state["loss_sum"], state["count"], state["stale"]
+        self.best, self.result.best_epoch = tuple(state["best"]), state["best_epoch"]
+        self.result.history = state["history"]
+        self.rng = self.checkpointing.torch_file("rng.pt")[self.accelerator.process_index]
+        self.bar.update(self.step)
+
+    def train_epoch(self, epoch, forward, task, loader, frozen, trainable, stop_request) -> None:
+        from accelerate.utils import set_seed
+
+        from .checkpoint import set_rng_state, stop
+
+        acc, cfg = self.accelerator, self.cfg
         # Per-epoch seed for augmentation and dropout: evaluation and first-time lazy set-up in between
         # may draw from the global generator, and a run must not depend on what ran before it.
         set_seed(cfg.seed + epoch)
-        set_train_mode(model, frozen)
-        total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
-        for batch in train_loader:
+        set_train_mode(self.model, frozen)
+        self.started = time.perf_counter()
+        if self.rng is not None:  # resuming inside this epoch: skip what was done, continue the generators
+            loader = acc.skip_first_batches(loader, self.batch)
+            set_rng_state(self.rng)
+            self.rng = None
+        else:
+            self.batch, self.loss_sum, self.count = 0, 0.0, 0
+        # The order is a function of (seed, epoch) (data.loaders.EpochSampler); Accelerate's loaders pass
+        # their own epoch counter to the sampler when iterated, so it is set here, on the loader in use.
+        loader.set_epoch(epoch)
+        for batch in loader:
             labels = batch.pop("labels")
-            with accelerator.accumulate(model):
-                loss = task.loss(forward(model, batch), labels)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                    step += 1
-                    bar.update(1)
-                optimizer.zero_grad()
-            total += loss.detach() * len(labels)
-            count += len(labels)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
-            if step >= sched.steps:
+            with acc.accumulate(self.model):
+                loss = task.loss(forward(self.model, batch), labels)
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.max_grad_norm:
+                    acc.clip_grad_norm_(trainable, cfg.max_grad_norm)
+                self.optimizer.step()
+                stepped = acc.sync_gradients
+                if stepped:
+                    self.scheduler.step()
+                    self.step += 1
+                    self.bar.update(1)
+                self.optimizer.zero_grad()
+            self.batch += 1
+            self.loss_sum += float(acc.reduce(loss.detach() * len(labels), "sum"))
+            self.count += int(acc.reduce(torch.tensor(len(labels), device=acc.device), "sum"))
+            self.bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            stopping = stepped and stop_request.agreed(acc)  # every process takes part, every step
+            if stepped and self.checkpointing is not None and (stopping or self._due()):
+                self._checkpoint(epoch)
+            if stopping:
+                stop(self.checkpointing, self.step, acc)
+            if self.step >= self.sched.steps:
                 break
-        total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
-        row: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": float(total / count)}
+
+    def _due(self) -> bool:
+        every = self.checkpointing.every
+        return bool(every) and self.step % every == 0
+
+    def _checkpoint(self, epoch: int) -> None:
+        state = {"step": self.step, "epoch": epoch, "batch": self.batch, "loss_sum": self.loss_sum,
+                 "count": self.count, "stale": self.stale, "best": list(self.best),
+                 "best_epoch": self.result.best_epoch, "history": self.result.history}
+        self.checkpointing.save(self.accelerator, self.model, self.optimizer, self.scheduler, state, self.best_state)
+
+    def end_epoch(self, epoch, forward, task, val_loader, validation_ok) -> bool:
+        """Evaluate, keep the best, log; True when training should stop."""
+        row: dict[str, Any] = {"epoch": epoch, "step": self.step, "train_loss": self.loss_sum / max(1, self.count)}
         if val_loader is not None:
-            probs, y = _evaluate(forward, model, task, val_loader, accelerator, row)
+            probs, y = _evaluate(forward, self.model, task, val_loader, self.accelerator, row)
             score = (row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
             if not validation_ok:
-                result.val_probs, result.val_y = probs, y  # reported only: too few examples to choose by
-            elif score > best:
-                best, stale, result.best_epoch = score, 0, epoch
-                result.val_probs, result.val_y = probs, y
-                best_state = _snapshot(unwrapped)
+                self.result.val_probs, self.result.val_y = probs, y  # reported only: too few examples to choose by
+            elif score > self.best:
+                self.best, self.stale, self.result.best_epoch = score, 0, epoch
+                self.result.val_probs, self.result.val_y = probs, y
+                self.best_state = _snapshot(self.unwrapped)
             else:
-                stale += 1
-        row["seconds"] = round(time.perf_counter() - start, 3)
-        result.history.append(row)
-        _log_epoch(row, sched.epochs)
-        if sched.early_stopping and stale >= cfg.early_stopping_patience:
-            logger.info("early stopping: no %s gain for %d epochs", task.metric, stale)
-            break
-        if step >= sched.steps:
-            break
-    bar.close()
-    if best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
-        _restore(unwrapped, best_state)
-        logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric, best[0])
-    result.model = unwrapped
-    accelerator.wait_for_everyone()
-    return result
+                self.stale += 1
+        row["seconds"] = round(time.perf_counter() - self.started, 3)
+        self.result.history.append(row)
+        _log_epoch(row, self.sched.epochs)
+        if self.sched.early_stopping and self.stale >= self.cfg.early_stopping_patience:
+            logger.info("early stopping: no %s gain for %d epochs", task.metric, self.stale)
+            return True
+        return self.step >= self.sched.steps
+
+    def finish(self, task) -> FitResult:
+        self.bar.close()
+        result = self.result
+        if self.best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
+            _restore(self.unwrapped, self.best_state)
+            logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric,
+                        self.best[0])
+        result.model = self.unwrapped
+        self.accelerator.wait_for_everyone()
+        return result
 
 
 def _evaluate(forward, model, task, val_loader, accelerator, row: dict[str, Any]):
