@@ -71,12 +71,31 @@ class ForwardCounter:
         return epochs
 
 
+def _stop_rank1_at(step: int) -> None:
+    """Only rank 1 is asked to stop: the ranks must agree, checkpoint once and all exit 130."""
+    from transferkit.training import checkpoint
+
+    real = checkpoint.StopRequest.agreed
+    calls = iter(range(1, 10**6))
+
+    def agreed(self, accelerator):
+        if next(calls) == step and accelerator.process_index == 1:
+            self.asked = True
+        return real(self, accelerator)
+
+    checkpoint.StopRequest.agreed = agreed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--strategy", required=True)
+    parser.add_argument("--stop-at", type=int, default=None, help="rank 1 is asked to stop (as by Ctrl-C) at this step")
+    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
+    if args.stop_at is not None:
+        _stop_rank1_at(args.stop_at)
     kind = "text" if (Path(args.model) / "tokenizer_config.json").is_file() else "image"
 
     from transferkit import adapt
@@ -85,8 +104,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     counter = ForwardCounter()
+    checkpoints = dict(save_every=2, resume=args.resume) if args.stop_at is not None or args.resume else {}
     result = adapt(args.model, train, eval_dataset=validation, strategy=args.strategy, epochs=2, batch_size=4,
-                   seed=0, output_dir=out / "model", progress_bar=False)
+                   seed=0, output_dir=out / "model", progress_bar=False, **checkpoints)
     counter.handle.remove()
 
     dist = torch.distributed

@@ -35,10 +35,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(model: str, out: Path, strategy: str) -> subprocess.CompletedProcess:
+def _launch(model: str, out: Path, strategy: str, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(SCRIPT), "--model", model, "--out", str(out), "--strategy", strategy]
+           str(SCRIPT), "--model", model, "--out", str(out), "--strategy", strategy, *extra]
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     # Own session, so a hung run is ended with its ranks, not just the launcher.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -103,3 +103,20 @@ def test_two_processes_train_one_model(tiny_models, tmp_path, kind, strategy):
     metrics = loaded.evaluate(toy_data("image" if kind == "cnn" else "text")[1], batch_size=BATCH)
     expected = {k.removeprefix("eval_"): v for k, v in best_row.items() if k.startswith("eval_")}
     assert metrics == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_two_processes_stop_together_and_resume_to_the_same_weights(tiny_models, tmp_path):
+    """Rank 1 alone is asked to stop mid-epoch: both ranks checkpoint once (rank 0 writes), exit 130; a
+    two-process resume (every rank loads) ends with the weights of a run that was never stopped."""
+    whole = _launch(tiny_models["cnn"], tmp_path / "whole", "freeze")
+    reference = json.loads((tmp_path / "whole" / "rank0.json").read_text())
+    stopped = _launch(tiny_models["cnn"], tmp_path / "cut", "freeze", "--stop-at", "2")
+    assert stopped.returncode != 0 and "resume=True" in stopped.stderr, stopped.stderr[-3000:]
+    assert not (tmp_path / "cut" / "rank0.json").exists()
+    assert (tmp_path / "cut" / ".model.checkpoint" / "last" / "transferkit.json").is_file()
+    resumed = _launch(tiny_models["cnn"], tmp_path / "cut", "freeze", "--resume")
+    ranks = [tmp_path / "cut" / f"rank{r}.json" for r in range(WORLD)]
+    if not all(f.is_file() for f in ranks):
+        pytest.fail(f"resume exited {resumed.returncode}; stderr tail:\n{resumed.stderr[-4000:]}")
+    for f in ranks:
+        assert json.loads(f.read_text())["weights_sha256"] == reference["weights_sha256"], whole.stderr[-500:]

@@ -94,6 +94,7 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
     optimizer = _optimizer(param_groups, cfg.weight_decay)
     frozen = frozen_modules(model)
     trainable = [p for g in param_groups for p in g["params"]]
+    sampler = getattr(train_loader, "sampler", None)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if val_loader is not None:
         val_loader = accelerator.prepare(val_loader)
@@ -102,6 +103,7 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
     logger.info("schedule: %s", sched.reason)
     run = _Loop(accelerator, model, optimizer, _schedule(optimizer, sched.steps, cfg.warmup_ratio), sched, cfg,
                 FitResult(is_main_process=accelerator.is_main_process, schedule=sched), checkpointing)
+    run.sampler = sampler if hasattr(sampler, "set_epoch") else None
     run.resume()
     with StopRequest() as stop_request:
         for epoch in range(run.epoch, sched.epochs + 1):
@@ -123,6 +125,7 @@ class _Loop:
         self.unwrapped = accelerator.unwrap_model(model)
         self.best, self.best_state, self.stale, self.step = (-math.inf, -math.inf), None, 0, 0
         self.epoch, self.batch, self.loss_sum, self.count, self.rng, self.started = 1, 0, 0.0, 0, None, 0.0
+        self.sampler = None  # the (seed, epoch) shuffle of the training loader, set by fit
         self.bar = tqdm(total=sched.steps, desc="training",
                         disable=not (cfg.progress_bar and accelerator.is_local_main_process))
 
@@ -161,6 +164,8 @@ class _Loop:
         # The order is a function of (seed, epoch) (data.loaders.EpochSampler); Accelerate's loaders pass
         # their own epoch counter to the sampler when iterated, so it is set here, on the loader in use.
         loader.set_epoch(epoch)
+        if self.sampler is not None:  # Accelerate does not reach it through every wrapper (a sharded skip)
+            self.sampler.set_epoch(epoch)
         for batch in loader:
             labels = batch.pop("labels")
             with acc.accumulate(self.model):
