@@ -216,9 +216,18 @@ CASES: list[tuple[str, Callable[[Env], Any], type, tuple[str, ...]]] = [
      TransferkitError, ("transferkit.json", "cannot be read")),
     ("predict batch_size 0", lambda e: load(e.saved()).predict(["good"], batch_size=0), ConfigError,
      ("batch_size", "0")),
+    ("demo output is a file", lambda e: _demo(_file(e, "report", b"x")), ConfigError, ("is a file",)),
+    ("demo output unwritable", lambda e: _demo(_file(e, "blocker", b"x") / "sub"), ConfigError,
+     ("cannot write", "--output-dir")),
     ("predict wrong modality", lambda e: load(e.saved()).predict([np.zeros((8, 8), np.uint8)]), DataError,
      ("text", "image")),
 ]
+
+
+def _demo(folder: Path):
+    from transferkit.demo import run_demo
+
+    return run_demo(folder, quick=True)  # refused before any data or model loads
 
 
 def _rewrite_json_labels(labels):

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     except TransferkitError as exc:
         print(f"transferkit: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("transferkit: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

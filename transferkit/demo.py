@@ -66,11 +66,27 @@ def _section(name: str, plan: dict, inputs, labels, settings: dict, description:
                          "(nested across k).", curve, chosen, test_split)
 
 
+def _check_output(folder: Path) -> None:
+    from .errors import ConfigError
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output-dir {str(folder)!r} is a file; give a folder for the report.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".transferkit-write-test"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report into {str(folder)!r} ({exc.strerror or exc}); choose a folder "
+                          "you can write to with --output-dir.") from None
+
+
 def run_demo(output_dir: str | Path = "demo-output", quick: bool = False) -> Path:
     """Run both transfers and write report.html / report.md / results.json into ``output_dir``."""
     from .assets import load_digits_mnist5k, load_tweets
     from .evidence.report import write_report
 
+    _check_output(Path(output_dir))  # minutes of training must not end in "cannot write"
     plan = PLANS["quick" if quick else "full"]
     start = time.perf_counter()
     images, digits = load_digits_mnist5k()
