@@ -161,6 +161,8 @@ CASES: list[tuple[str, Callable[[Env], Any], type, tuple[str, ...]]] = [
     ("seed a string", lambda e: _text_adapt(_texts(["a", "b"] * 3), seed="1")(e), ConfigError, ("seed", "'1'")),
     ("batch_size 0", lambda e: _text_adapt(_texts(["a", "b"] * 3), batch_size=0)(e), ConfigError, ("batch_size",)),
     ("epochs 0", lambda e: _text_adapt(_texts(["a", "b"] * 3), epochs=0)(e), ConfigError, ("epochs",)),
+    ("batch_size 1 with BatchNorm", lambda e: _image_adapt(_images(), batch_size=1, strategy="full")(e), ConfigError,
+     ("batch_size=1", "BatchNorm")),
     ("unknown option", lambda e: _text_adapt(_texts(["a", "b"] * 3), epoch=3)(e), ConfigError, ("'epoch'", "epochs")),
     ("mixed_precision typo", lambda e: _text_adapt(_texts(["a", "b"] * 3), mixed_precision="fp32")(e), ConfigError,
      ("mixed_precision", "fp32")),
@@ -288,3 +290,12 @@ def test_no_remote_code_or_pickle_unless_asked(trust, tiny_models, monkeypatch, 
         adapt(tiny_models["bert"], testing.toy_texts(4), trust_remote_code=trust, **FAST)
     assert seen and all(k.get("use_safetensors") is True and k.get("trust_remote_code") is trust for k in seen)
     assert ("trust_remote_code=True" in caplog.text) is trust
+
+
+def test_text_longer_than_the_models_positions_is_truncated(tiny_models, caplog):
+    """max_length above the position table is cut to it (logged), in training and in predict: no torch error."""
+    long = [("word " * 3000, "a"), ("other " * 3000, "b")] * 4
+    with caplog.at_level("WARNING", logger="transferkit"):
+        result = adapt(tiny_models["bert"], long, max_length=100_000, **FAST)
+    assert "positions" in caplog.text
+    assert len(result.predict(["x " * 5000])) == 1

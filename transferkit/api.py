@@ -413,6 +413,16 @@ def _solve(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, reason: 
     return run
 
 
+def _check_batch_norm(model, batch_size: int, strategy: str) -> None:
+    """A training BatchNorm needs two examples per batch; say so now rather than fail inside torch."""
+    trains_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and any(p.requires_grad for p in m.parameters())
+                    for m in model.modules())
+    if batch_size < 2 and trains_bn:
+        raise ConfigError(f"batch_size=1 cannot train this model's BatchNorm layers (strategy {strategy!r}): each "
+                          "needs at least 2 examples per batch. Use batch_size >= 2 (with "
+                          "gradient_accumulation_steps to save memory), or strategy='linear-probe'.")
+
+
 def _frozen_bn(model) -> int:
     """BatchNorm layers inside frozen sub-modules: they run in eval mode, statistics untouched."""
     return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for f in frozen_modules(model) for m in f.modules())
@@ -424,6 +434,7 @@ def _train_with(chosen, backbone, task, loaders: _Loaders, data: _Data, cfg, rea
     param_groups = chosen.apply(backbone, cfg.learning_rate)
     trainable, total = count_parameters(backbone.model)
     n_frozen_bn = _frozen_bn(backbone.model)
+    _check_batch_norm(backbone.model, cfg.batch_size, chosen.name)
     rates = {g["name"]: g["lr"] for g in param_groups}
     logger.info("strategy %s: %s of %s parameters trainable (%.2f%%); %d frozen BatchNorm layers kept in eval mode; "
                 "head starts from %s", chosen.name, f"{trainable:,}", f"{total:,}", 100 * trainable / total, n_frozen_bn,

@@ -23,7 +23,7 @@ from . import sentence_folder
 from ._quiet import quiet_transformers
 from .base import Backbone, group_by_index, register_family
 from .pooling import Pooling, PooledTextClassifier, detach_unused_pooler
-from .preprocess import TextPreprocess
+from .preprocess import TextPreprocess, fitted_max_length
 from .sequence_classifier import (LAYER_PATTERN, SequenceClassifierFamily, hub_options, is_causal_lm_config, label_config,
                                   load_tokenizer)
 
@@ -87,7 +87,8 @@ class EncoderFamily(SequenceClassifierFamily):
         return Backbone(
             family=self, model=model, groups=group_by_index(names, set(head), LAYER_PATTERN), head=head,
             num_features=model.classifier.in_features, source=str(name),
-            preprocess=TextPreprocess(tokenizer, max_length=int(options.get("max_length", 128))),
+            preprocess=TextPreprocess(tokenizer, max_length=fitted_max_length(int(options.get("max_length", 128)),
+                                                                               getattr(model, "config", None))),
             details={"model_type": model.config.model_type, "pooling": model.pooling.describe()},
         )
 

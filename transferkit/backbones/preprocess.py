@@ -5,10 +5,13 @@ one of these and gets the tensors the model takes.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+logger = logging.getLogger("transferkit")
 
 
 @dataclass
@@ -43,6 +46,18 @@ class ImagePreprocess:
     def __call__(self, images: list, training: bool = False) -> dict[str, torch.Tensor]:
         tf = self.transform(training)
         return {"pixel_values": torch.stack([tf(img) for img in images])}
+
+
+def fitted_max_length(requested: int, config: Any) -> int:
+    """``max_length`` within the model's position table: longer inputs cannot be embedded, so they are cut there."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and limit:
+        limit -= 2  # RoBERTa's positions start after the padding index
+    if limit and requested > limit:
+        logger.warning("max_length=%d is more than this model's %d positions: texts are truncated to %d tokens",
+                       requested, limit, limit)
+        return int(limit)
+    return requested
 
 
 @dataclass

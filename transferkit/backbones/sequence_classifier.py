@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import ModelNotFoundError
 from ._quiet import quiet_transformers
 from .base import Backbone, Family, group_by_index
-from .preprocess import TextPreprocess
+from .preprocess import TextPreprocess, fitted_max_length
 
 # The numbered stacks of the transformers library: BERT's encoder.layer, GPT-2's h, Llama's layers, T5's block.
 LAYER_PATTERN = r"\.(?:layer|layers|h|block|blocks)\.(\d+)\."
@@ -102,7 +102,8 @@ class SequenceClassifierFamily(Family):
         return Backbone(
             family=self, model=model, groups=group_by_index(names, set(head), LAYER_PATTERN), head=head,
             num_features=int(model.config.hidden_size), source=str(name),
-            preprocess=TextPreprocess(tokenizer, max_length=int(options.get("max_length", 128))),
+            preprocess=TextPreprocess(tokenizer, max_length=fitted_max_length(int(options.get("max_length", 128)),
+                                                                               getattr(model, "config", None))),
             details={"model_type": model.config.model_type},
         )
 
