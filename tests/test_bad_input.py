@@ -83,6 +83,15 @@ def _pickle_only(env: Env) -> Path:
     return folder
 
 
+def _damaged_copy(env: Env, kind: str) -> Path:
+    import shutil
+
+    folder = env.tmp / f"damaged-{kind}"
+    shutil.copytree(env.models[kind], folder)
+    _truncate(folder / "model.safetensors")
+    return folder
+
+
 def _bomb(env: Env) -> Path:
     from PIL import Image
 
@@ -200,6 +209,10 @@ CASES: list[tuple[str, Callable[[Env], Any], type, tuple[str, ...]]] = [
      ("tokenizer", "'bert'")),
     ("pickle-only folder", lambda e: adapt(str(_pickle_only(e)), _texts(["a", "b"] * 3), **FAST), ModelNotFoundError,
      ("safetensors", "pytorch_model.bin")),
+    ("truncated weights in a BERT folder", lambda e: adapt(str(_damaged_copy(e, "bert")), _texts(["a", "b"] * 3),
+                                                           **FAST), ModelNotFoundError, ("model.safetensors",)),
+    ("truncated weights in a timm folder", lambda e: adapt(str(_damaged_copy(e, "cnn")), _images(), **FAST),
+     ModelNotFoundError, ("model.safetensors",)),
     ("broken config.json", lambda e: adapt(str(_edited(e, "config.json", lambda p: p.write_text("{oops"))),
                                            _texts(["a", "b"] * 3), **FAST), TransferkitError, ("config.json",)),
     # --- load ---------------------------------------------------------------------------------------

@@ -243,7 +243,14 @@ def resolve_backbone(source: str | nn.Module, labels: list[str], task: str, opti
     if options.get("trust_remote_code"):
         logger.warning("trust_remote_code=True: Python code shipped with %r may run on this machine", str(source))
     family, loadable = resolve_family(source, bool(options.get("trust_remote_code")))
-    backbone = family.build(loadable, labels, task, options)
+    try:
+        backbone = family.build(loadable, labels, task, options)
+    except Exception as exc:  # a damaged weights file surfaces as the reader's own error type
+        if not (type(exc).__module__.startswith("safetensors") or isinstance(exc, (EOFError, UnicodeDecodeError))):
+            raise
+        raise ModelNotFoundError(f"cannot read the weights of {str(loadable)!r} ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}): model.safetensors is damaged or incomplete "
+                                 "(an interrupted download or copy?). Fetch or save the model again.") from None
     trainable_total = sum(p.numel() for p in backbone.model.parameters())
     logger.info(
         "backbone %s: family=%s, %d layer groups (%s ... %s), %d features, %.2fM parameters",
