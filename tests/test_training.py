@@ -182,9 +182,9 @@ def test_adapt_auto_budget_errors(strategy, budget, match, tiny_models):
 def test_auto_verifies_a_candidate_on_the_validation_split(probe_wins, tiny_models, monkeypatch):
     """With >= 10 validation examples per class, a fine-tuned candidate is kept only if it beats the probe there;
     when the probe wins, the result is exactly the plain linear probe (the body untouched)."""
-    import transferkit.api as api
+    import transferkit.runner as runner
 
-    monkeypatch.setattr(api, "_probe_score", lambda *a, **k: 2.0 if probe_wins else -1.0)
+    monkeypatch.setattr(runner, "_probe_score", lambda *a, **k: 2.0 if probe_wins else -1.0)
     images = [x for x, _ in toy_data("cnn", "single_label", n_per_class=70)]
     names = np.random.default_rng(0).permutation(["red", "green", "blue"] * 70)  # labels the probe cannot saturate
     data = list(zip(images, names))
