@@ -186,6 +186,12 @@ CASES: list[tuple[str, Callable[[Env], Any], type, tuple[str, ...]]] = [
     ("LinearProbe C 0", lambda e: LinearProbe(C=0), StrategyError, ("C", "0")),
     ("Contrastive loss typo", lambda e: Contrastive(loss="supkon"), StrategyError, ("supkon", "supcon")),
     ("Auto budget typo", lambda e: Auto(budget="quick"), StrategyError, ("budget", "'quick'")),
+    ("LinearProbe folds 1", lambda e: LinearProbe(folds=1), StrategyError, ("folds", "1")),
+    ("Contrastive steps 0", lambda e: Contrastive(steps=0), StrategyError, ("steps", "0")),
+    ("LoRA target_modules a string", lambda e: LoRA(target_modules="query"), StrategyError, ("target_modules", "['query'")),
+    ("Freeze groups negative", lambda e: Freeze(groups=-1), StrategyError, ("groups", "-1")),
+    ("CompareConfig seeds a string", lambda e: _compare_config(seeds="3"), ConfigError, ("seeds", "'3'")),
+    ("CompareConfig test_fraction 1.5", lambda e: _compare_config(test_fraction=1.5), ConfigError, ("test_fraction",)),
     ("strategy class not instance", lambda e: _text_adapt(_texts(["a", "b"] * 3), strategy=LoRA)(e), StrategyError,
      ("class", "LoRA()")),
     ("strategy dict misspelt field", lambda e: _text_adapt(_texts(["a", "b"] * 3),
@@ -237,6 +243,12 @@ CASES: list[tuple[str, Callable[[Env], Any], type, tuple[str, ...]]] = [
     ("predict wrong modality", lambda e: load(e.saved()).predict([np.zeros((8, 8), np.uint8)]), DataError,
      ("text", "image")),
 ]
+
+
+def _compare_config(**options):
+    from transferkit.evidence import CompareConfig
+
+    return CompareConfig(**options)
 
 
 def _demo(folder: Path):

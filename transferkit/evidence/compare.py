@@ -40,9 +40,11 @@ class CompareConfig:
     classic: bool = True
 
     def __post_init__(self) -> None:
-        if self.seeds is not None and self.seeds < 1:
-            raise ConfigError(f"seeds must be >= 1, got {self.seeds!r}.")
-        if not 0 < self.test_fraction < 1:
+        if self.seeds is not None and (isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1):
+            raise ConfigError(f"CompareConfig seeds must be None (3 below 100 examples per class, else 1) or an integer "
+                              f">= 1, got {self.seeds!r}.")
+        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
+                or not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction!r}.")
 
     def n_seeds(self, per_class: float) -> int:
