@@ -87,6 +87,27 @@ def table(runs: list[dict], task: str, arms: list[str], ks: list[int], markdown:
                      for r in [head, *rows])
 
 
+def paired(runs: list[dict], task: str, ks: list[int], markdown: bool, base: str = "tk-auto") -> str:
+    """``base`` minus every other arm, seed by seed (the arms share draws): per-seed points, mean, wins."""
+    mine = {(r["arm"], r["k"], r["seed"]): r["accuracy"] for r in runs if r["task"] == task}
+    others = sorted({a for a, _, _ in mine} - {base})
+    head = ["tk-auto minus"] + [f"k={k}" for k in ks]
+    rows = []
+    for arm in others:
+        row = [arm]
+        for k in ks:
+            d = [100 * (mine[(base, k, s)] - mine[(arm, k, s)]) for (a, kk, s) in sorted(mine)
+                 if a == arm and kk == k and (base, k, s) in mine]
+            row.append("—" if not d else f"{statistics.fmean(d):+.1f} ({', '.join(f'{x:+.1f}' for x in d)}; "
+                       f"won {sum(x > 0 for x in d)}/{len(d)})")
+        rows.append(row)
+    if not rows or not any((base, k, s) for (a, k, s) in mine if a == base):
+        return ""
+    if markdown:
+        return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows])
+    return "\n".join("  ".join(r) for r in [head, *rows])
+
+
 def machine_info() -> dict:
     import importlib.metadata as md
 
@@ -285,6 +306,9 @@ def print_report(report: dict, markdown: bool) -> None:
                  f"{100 * info['majority_class_accuracy']:.1f}%); k per class, mean ± sd over seeds")
         print(f"\n{'### ' if markdown else '== '}{title}\n")
         print(table(report["runs"], name, list(report["arms"]), protocol["k"], markdown))
+        pairs = paired(report["runs"], name, protocol["k"], markdown)
+        if pairs:
+            print(f"\npaired, tk-auto minus each arm (accuracy points per seed):\n\n{pairs}")
     for s in report["skipped"]:
         print(f"\nskipped {s['task']}{' / ' + s['arm'] if s.get('arm') else ''}: {s['reason']}")
     for e in report["errors"]:

@@ -6,7 +6,7 @@ import torch
 from accelerate.utils import set_seed
 
 from conftest import toy_data
-from transferkit import Contrastive, Full, LinearProbe, LoRA, TransferkitError, adapt
+from transferkit import Contrastive, Freeze, Full, LinearProbe, LoRA, TransferkitError, adapt
 from transferkit.errors import StrategyError
 from transferkit.backbones import resolve_backbone
 from transferkit.strategies import Auto, Freeze, frozen_modules, set_train_mode
@@ -138,7 +138,7 @@ class _Probe:  # a measured probe, as training.probe.ProbeFit reports it
 
 @pytest.mark.parametrize("modality,task,per_class,score,expected", [
     ("image", "single_label", 10, 0.7, LinearProbe),  # too few to adapt an image backbone
-    ("image", "single_label", 100, 0.7, Full),  # LP-FT
+    ("image", "single_label", 100, 0.7, LinearProbe),  # no validation split to check a fine-tune against
     ("text", "single_label", 10, 0.7, Contrastive),  # SetFit's regime
     ("text", "multi_label", 10, 0.7, LinearProbe),  # "same class" has no single meaning
     ("text", "single_label", 100, 0.7, LoRA),
@@ -146,9 +146,13 @@ class _Probe:  # a measured probe, as training.probe.ProbeFit reports it
     ("text", "single_label", 5000, 0.7, Full),
     ("text", "single_label", 100, 0.995, LinearProbe),  # saturated: nothing left to gain
     ("image", "single_label", 5000, 0.995, LinearProbe),
+    ("image", "single_label", 5000, 0.7, LinearProbe),
 ])
 def test_auto_rules(modality, task, per_class, score, expected):
     decision = Auto().decide(modality, task, per_class, _Probe(score))
+    if modality == "image" and per_class >= 25 and score < 0.98:  # with a validation split: tried, then verified
+        verified = Auto().decide(modality, task, per_class, _Probe(score), can_verify=True)
+        assert type(verified.strategy) is (Full if per_class >= 1000 else Freeze) and verified.verify
     assert type(decision.strategy) is expected
     assert "0.%03d accuracy in 5-fold CV" % round(score * 1000) in decision.reason
     assert type(Auto(budget="fast").decide(modality, task, per_class, _Probe(score)).strategy) is LinearProbe
@@ -192,7 +196,7 @@ def test_auto_verifies_a_candidate_on_the_validation_split(probe_wins, tiny_mode
     reason = run.config.resolved["strategy_reason"]
     assert "kept only if it beats the probe" in reason and "validation accuracy" in reason
     if not probe_wins:
-        assert run.config.strategy["name"] == "full" and "full kept" in reason
+        assert run.config.strategy["name"] == "freeze" and "freeze kept" in reason
         return
     assert run.config.strategy["name"] == "linear-probe" and "the probe is kept" in reason
     plain = adapt(tiny_models["cnn"], data, strategy="linear-probe", progress_bar=False)
