@@ -271,8 +271,12 @@ def merge(reports: list[dict]) -> dict:
               "protocol": {**first["protocol"], "k": sorted({k for r in reports for k in r["protocol"]["k"]})}}
     for key in ("arms", "tasks"):
         merged[key] = {k: v for r in reports for k, v in r[key].items()}
-    for key in ("runs", "skipped", "errors"):
+    for key in ("skipped", "errors"):
         merged[key] = [x for r in reports for x in r[key]]
+    seen: set = set()  # a (task, arm, k, seed) run in two parts is deterministic: keep its first record
+    merged["runs"] = [x for r in reports for x in r["runs"]
+                      if (x["task"], x["arm"], x["k"], x["seed"]) not in seen
+                      and not seen.add((x["task"], x["arm"], x["k"], x["seed"]))]
     merged["summary"] = summarize(merged["runs"])
     return merged
 
