@@ -10,7 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="transferkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="offline demo: real pretrained weights on real data vs from-scratch and classic ML")
-    demo.add_argument("--quick", action="store_true", help="the smallest labelled-set size only (about 2 minutes)")
+    demo.add_argument("--quick", action="store_true", help="the smallest labelled-set size only (about 10 minutes on 2 CPU cores)")
     demo.add_argument("--output-dir", default="demo-output", help="where report.html / report.md go (default: demo-output)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo uses packaged weights only
