@@ -17,6 +17,12 @@ traceback. Several processes agree on the stop before any of them writes.
 
 Only the gradient loop is checkpointed: a solved probe and the contrastive phase take seconds to
 minutes and are re-run.
+
+Why not Accelerate's ``save_state`` / ``load_state``: they write one file per object into a folder
+in place (a kill mid-write leaves a mixed folder), save the whole model rather than what trains,
+and do not record the position inside an epoch or the loop's own state (best weights, patience,
+history); the pieces they do save are saved here the same way (state dicts, generators per
+process), with weights as safetensors and everything read back with ``weights_only=True``.
 """
 from __future__ import annotations
 
