@@ -20,6 +20,8 @@ RUN = dict(strategy="full", max_steps=20, batch_size=4, seed=3, progress_bar=Fal
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
+    import torch
+    torch.set_num_threads(int(os.environ["TK_THREADS"]))  # the test process's count: sums must match bit for bit
     from transferkit import adapt, testing
     from transferkit.training import checkpoint
 
@@ -48,7 +50,8 @@ SCRIPT = textwrap.dedent("""
 def _run(tmp_path: Path, model: str, out: Path, how: str, at: int) -> subprocess.CompletedProcess:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT.replace("{RUN}", repr(RUN)))
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    threads = str(torch.get_num_threads())
+    env = dict(os.environ, OMP_NUM_THREADS=threads, TK_THREADS=threads, HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, str(script), model, str(out), how, str(at)], capture_output=True,
                           text=True, env=env, timeout=600)
 
