@@ -98,14 +98,15 @@ class Checkpointing:
     def torch_file(self, name: str) -> Any:
         return torch.load(self.last / name, weights_only=True)  # our own file; weights_only refuses code anyway
 
-    def save(self, accelerator, model, optimizer, scheduler, state: dict[str, Any], best: dict | None) -> None:
-        """Write the checkpoint (main process), every process's generators included; all processes wait for it."""
+    def save(self, accelerator, model, optimizer, scheduler, state: dict[str, Any], best: dict | None,
+             local: dict[str, Any]) -> None:
+        """Write the checkpoint (main process), every process's generators and ``local`` state included."""
         from accelerate.utils import gather_object
         from safetensors.torch import save_file
 
         from .. import storage
 
-        generators = gather_object([rng_state()])
+        generators = gather_object([{**rng_state(), **local}])
         if accelerator.is_main_process:
             weights = {n: t.detach().cpu().contiguous() for n, t in trainable_state(accelerator.unwrap_model(model)).items()}
 

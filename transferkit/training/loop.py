@@ -138,10 +138,12 @@ class _Loop:
         self.scheduler.load_state_dict(self.checkpointing.torch_file("scheduler.pt"))
         self.best_state = self.checkpointing.tensors("best.safetensors")
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
-        self.loss_sum, self.count, self.stale = state["loss_sum"], state["count"], state["stale"]
+        self.stale = state["stale"]
         self.best, self.result.best_epoch = tuple(state["best"]), state["best_epoch"]
         self.result.history = state["history"]
-        self.rng = self.checkpointing.torch_file("rng.pt")[self.accelerator.process_index]
+        mine = self.checkpointing.torch_file("rng.pt")[self.accelerator.process_index]
+        self.loss_sum, self.count = mine.pop("loss_sum"), mine.pop("count")  # this process's share of the epoch
+        self.rng = mine
         self.bar.update(self.step)
 
     def train_epoch(self, epoch, forward, task, loader, frozen, trainable, stop_request) -> None:
@@ -181,9 +183,10 @@ class _Loop:
                     self.bar.update(1)
                 self.optimizer.zero_grad()
             self.batch += 1
-            self.loss_sum += float(acc.reduce(loss.detach() * len(labels), "sum"))
-            self.count += int(acc.reduce(torch.tensor(len(labels), device=acc.device), "sum"))
-            self.bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            value = loss.item()  # summed per process; reduced once, at the end of the epoch
+            self.loss_sum += value * len(labels)
+            self.count += len(labels)
+            self.bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
             stopping = stepped and stop_request.agreed(acc)  # every process takes part, every step
             if stepped and self.checkpointing is not None and (stopping or self._due()):
                 self._checkpoint(epoch)
@@ -197,14 +200,16 @@ class _Loop:
         return bool(every) and self.step % every == 0
 
     def _checkpoint(self, epoch: int) -> None:
-        state = {"step": self.step, "epoch": epoch, "batch": self.batch, "loss_sum": self.loss_sum,
-                 "count": self.count, "stale": self.stale, "best": list(self.best),
+        state = {"step": self.step, "epoch": epoch, "batch": self.batch, "stale": self.stale, "best": list(self.best),
                  "best_epoch": self.result.best_epoch, "history": self.result.history}
-        self.checkpointing.save(self.accelerator, self.model, self.optimizer, self.scheduler, state, self.best_state)
+        self.checkpointing.save(self.accelerator, self.model, self.optimizer, self.scheduler, state, self.best_state,
+                                {"loss_sum": self.loss_sum, "count": self.count})
 
     def end_epoch(self, epoch, forward, task, val_loader, validation_ok) -> bool:
         """Evaluate, keep the best, log; True when training should stop."""
-        row: dict[str, Any] = {"epoch": epoch, "step": self.step, "train_loss": self.loss_sum / max(1, self.count)}
+        total = self.accelerator.reduce(torch.tensor([self.loss_sum, float(self.count)], dtype=torch.float64,
+                                                     device=self.accelerator.device), "sum")
+        row: dict[str, Any] = {"epoch": epoch, "step": self.step, "train_loss": float(total[0] / max(1.0, total[1]))}
         if val_loader is not None:
             probs, y = _evaluate(forward, self.model, task, val_loader, self.accelerator, row)
             score = (row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
