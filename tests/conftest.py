@@ -30,3 +30,13 @@ def toy_data(kind: str, task: str, n_per_class: int = 8, seed: int = 0):
     if kind in ("cnn", "vit"):
         return testing.toy_images(n_per_class, multi_label=multi, seed=seed)
     return testing.toy_texts(n_per_class, multi_label=multi, seed=seed)
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A fresh Hub-compatible server on 127.0.0.1 (users alice and bob, tokens hub_server.ALICE and
+    hub_server.BOB) with this process's huggingface_hub pointed at it; see tests/hub_server.py."""
+    from hub_server import serving
+
+    with serving(monkeypatch, tmp_path / "hf-home") as server:
+        yield server

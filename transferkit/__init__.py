@@ -11,8 +11,9 @@ from .config import RunConfig, TrainingConfig  # noqa: E402
 from .errors import TransferkitError  # noqa: E402
 from .strategies import Auto, Contrastive, Freeze, Full, LinearProbe, LoRA  # noqa: E402
 from .api import adapt  # noqa: E402
+from .hub import push_to_hub  # noqa: E402
 
 _setup_logging()
 
 __all__ = ["Adapted", "Auto", "Contrastive", "Freeze", "Full", "LinearProbe", "LoRA", "RunConfig", "TrainingConfig",
-           "TransferkitError", "adapt", "load", "__version__"]
+           "TransferkitError", "adapt", "load", "push_to_hub", "__version__"]

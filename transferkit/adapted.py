@@ -35,11 +35,17 @@ def _one_image(arr: np.ndarray) -> bool:
 class Adapted:
     """A backbone adapted to a new task. ``model`` is a plain ``torch.nn.Module`` (new head included)."""
 
-    def __init__(self, backbone, config: RunConfig, history: list[dict[str, Any]] | None = None):
+    def __init__(self, backbone, config: RunConfig, history: list[dict[str, Any]] | None = None,
+                 record: dict[str, Any] | None = None):
         self.backbone = backbone
         self.config = config
         self.history = list(history or [])
         self.comparison = None  # set by adapt(..., compare=True)
+        record = record or {}
+        # what the model card reports: held-out evaluations, and a loaded model's comparison and card options
+        self.evaluations: list[dict[str, Any]] = list(record.get("evaluations") or [])
+        self._saved_comparison = record.get("comparison")
+        self._card_options = dict(record.get("card") or {})
         self._task = get_task(config.task)
 
     @property
@@ -96,8 +102,12 @@ class Adapted:
         """One prediction per input: ``{"label", "score"}``; for multi-label, the list of labels above the threshold."""
         return self._task.decode(self.predict_proba(inputs, batch_size), self.labels, self.threshold)
 
-    def evaluate(self, dataset: Any, batch_size: int = 32) -> dict[str, float]:
-        """Metrics on a labelled dataset (any form ``adapt`` takes) plus its mean ``loss``."""
+    def evaluate(self, dataset: Any, batch_size: int = 32, name: str = "held-out test set") -> dict[str, float]:
+        """Metrics on a labelled dataset (any form ``adapt`` takes) plus its mean ``loss``.
+
+        The scores, with per-class precision / recall / F1, are also kept (``evaluations``) for
+        the model card that ``save`` and ``push_to_hub`` write; ``name`` is how the card calls the data.
+        """
         _check_batch_size(batch_size)
         ex = self._examples(dataset, require_labels=True)
         y = encode(ex.raw_labels, self.labels, self.task, what="eval set")
@@ -105,20 +115,47 @@ class Adapted:
         probs = self._task.probabilities(torch.from_numpy(logits)).numpy()
         metrics = self._task.metrics(probs, y, self.threshold)
         metrics["loss"] = float(self._task.loss(torch.from_numpy(logits), self._task.targets(y)))
+        self.evaluations = self.evaluations[-4:] + [{
+            "name": str(name), "split": "test", "n": int(len(y)), "metrics": dict(metrics),
+            "per_class": self._task.per_class(probs, y, self.labels, self.threshold)}]
         return metrics
 
     # --- persistence -----------------------------------------------------------------------------
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the model folder (rules in :mod:`transferkit.storage`).
+    def record(self, merge_lora: bool = True, license: str | None = None,
+               datasets: list[str] | str | None = None) -> dict[str, Any]:
+        """What ``transferkit.json`` holds: the run configuration and everything the model card reports."""
+        card = dict(self._card_options)
+        if license is not None:
+            card["license"] = license
+        if datasets is not None:
+            card["datasets"] = [datasets] if isinstance(datasets, str) else list(datasets)
+        return self.config.to_dict() | {"history": self.history, "evaluations": self.evaluations,
+                                        "comparison": self._saved_comparison, "card": card,
+                                        "saved_as": "merged" if merge_lora or self.backbone.adapter is None
+                                        else "peft-adapter"}
+
+    def save(self, path: str | Path, overwrite: bool = False, merge_lora: bool = True, license: str | None = None,
+             datasets: list[str] | str | None = None) -> Path:
+        """Write the model folder with its model card (rules in :mod:`transferkit.storage`).
 
         Only a folder transferkit wrote is ever replaced, and only with ``overwrite=True``; the old
-        folder stays whole until the new one is complete and swapped in.
+        folder stays whole until the new one is complete and swapped in. A LoRA model is saved
+        merged (plain timm / transformers open it); ``merge_lora=False`` writes the peft adapter
+        instead, which ``PeftModel.from_pretrained(base, folder)`` loads. ``license`` and
+        ``datasets`` (Hub dataset ids) go into the card's metadata.
         """
         target = storage.check_target(path, overwrite=overwrite)
-        payload = self.config.to_dict() | {"history": self.history}
+        payload = self.record(merge_lora, license, datasets)
+        _check_merge_option(merge_lora, self)
 
         def write(folder: Path) -> None:
-            self.backbone.family.save(self.backbone, folder, self.labels)
+            from .hub.card import comparison_record, render, write_images
+            from .hub.formats import write_model
+
+            write_model(self.backbone, folder, self.labels, merge_lora=merge_lora)
+            if self.comparison is not None:
+                payload["comparison"] = comparison_record(self.comparison, write_images(self.comparison, folder))
+            (folder / "README.md").write_text(str(render(payload)))
 
         def marker(folder: Path) -> None:
             (folder / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
@@ -130,6 +167,32 @@ class Adapted:
             kept = " The previous model there is unchanged." if target.exists() else ""
             raise TransferkitError(f"could not save to {str(target)!r} ({exc.strerror or exc}).{kept} "
                                    "Free some space or choose another folder.") from None
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
+                    commit_message: str | None = None, revision: str | None = None, merge_lora: bool = True,
+                    license: str | None = None, datasets: list[str] | str | None = None) -> str:
+        """Save to a temporary folder and upload it to the Hugging Face Hub in one commit; return its URL.
+
+        The token comes from ``token=``, ``HF_TOKEN`` or ``hf auth login``, and is never written
+        anywhere. The model card is rendered for ``repo_id``. See :mod:`transferkit.hub.upload`.
+        """
+        import tempfile
+
+        from .hub import check_repo_id, push_to_hub
+
+        check_repo_id(repo_id)  # a bad name fails before anything is written
+        with tempfile.TemporaryDirectory(prefix="transferkit-push-") as tmp:
+            folder = self.save(Path(tmp) / "model", merge_lora=merge_lora, license=license, datasets=datasets)
+            return push_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message,
+                               revision=revision)
+
+
+def _check_merge_option(merge_lora: Any, adapted: "Adapted") -> None:
+    if not isinstance(merge_lora, bool):
+        raise ConfigError(f"merge_lora must be True or False, got {merge_lora!r}.")
+    if not merge_lora and adapted.backbone.adapter is None:
+        raise ConfigError(f"merge_lora=False keeps a LoRA adapter apart from its base, but this model was adapted with "
+                          f"{adapted.config.strategy.get('name')!r}, not 'lora' (or was loaded merged). Drop merge_lora.")
 
 
 def _check_batch_size(batch_size: Any) -> None:
@@ -179,30 +242,30 @@ def _readable(folder: Path) -> None:
         f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
 
 
-def load(path: str | Path) -> Adapted:
-    """Restore a folder written by ``Adapted.save`` (or by ``adapt(..., output_dir=...)``)."""
+def load(path: str | Path, revision: str | None = None, token: str | None = None) -> Adapted:
+    """Restore a folder written by ``Adapted.save`` (or ``adapt(..., output_dir=...)``), or a Hub repository
+    pushed by transferkit: ``load("hf-hub:owner/name", revision=...)``."""
     from .backbones import get_family
+    from .hub import HUB_PREFIX, download
 
     if path is None or not str(path).strip():
         raise TransferkitError(f"load() needs the folder a model was saved to, got {path!r}.")
-    folder = Path(path).expanduser()
-    if storage.recover(folder.resolve()):
-        logger.warning("%s was missing after an interrupted save; restored the complete copy left beside it", folder)
-    if not folder.exists():
-        raise TransferkitError(f"no such folder: {str(folder)!r} (resolved from {Path.cwd()}).")
-    cfg_file = folder / CONFIG_NAME
-    if not cfg_file.is_file():
-        hint = " It looks like a plain model folder: adapt() it instead." if (folder / "config.json").is_file() else ""
-        raise TransferkitError(f"{str(folder)!r} is not a transferkit model folder (no {CONFIG_NAME}).{hint}")
-    try:
-        data = json.loads(cfg_file.read_text())
-        config = RunConfig.from_dict(data)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise TransferkitError(f"{str(cfg_file)!r} cannot be read ({type(exc).__name__}: {exc}); was it written by a "
-                               f"different transferkit version? This is {__import__('transferkit').__version__}.") from None
+    if str(path).startswith(HUB_PREFIX):
+        folder = download(str(path), revision=revision, token=token)
+    elif revision is not None:
+        raise ConfigError(f"revision={revision!r} applies to Hub repositories ('hf-hub:owner/name'), not to the "
+                          f"folder {str(path)!r}. Drop revision.")
+    else:
+        folder = _local_folder(path)
+    data, config = _read_record(folder)
     options = {"source": config.model, "max_length": config.training.max_length, "augment": False}
     try:
-        backbone = get_family(config.family).load(folder.resolve(), options)
+        if data.get("saved_as") == "peft-adapter":
+            from .hub.formats import load_adapter
+
+            backbone = load_adapter(folder, config, options)
+        else:
+            backbone = get_family(config.family).load(folder.resolve(), options)
     except TransferkitError:
         raise
     except Exception as exc:  # safetensors, json, torch, timm, transformers: all mean a damaged or partial folder
@@ -211,4 +274,26 @@ def load(path: str | Path) -> Adapted:
                                f"({type(exc).__name__}: {detail}). Is the folder complete? A file such as "
                                "model.safetensors may be truncated or missing: save the model again.") from None
     _check_labels(config, backbone, folder)
-    return Adapted(backbone, config, data.get("history"))
+    return Adapted(backbone, config, data.get("history"), record=data)
+
+
+def _local_folder(path: str | Path) -> Path:
+    folder = Path(path).expanduser()
+    if storage.recover(folder.resolve()):
+        logger.warning("%s was missing after an interrupted save; restored the complete copy left beside it", folder)
+    if not folder.exists():
+        raise TransferkitError(f"no such folder: {str(folder)!r} (resolved from {Path.cwd()}).")
+    return folder
+
+
+def _read_record(folder: Path) -> tuple[dict[str, Any], RunConfig]:
+    cfg_file = folder / CONFIG_NAME
+    if not cfg_file.is_file():
+        hint = " It looks like a plain model folder: adapt() it instead." if (folder / "config.json").is_file() else ""
+        raise TransferkitError(f"{str(folder)!r} is not a transferkit model folder (no {CONFIG_NAME}).{hint}")
+    try:
+        data = json.loads(cfg_file.read_text())
+        return data, RunConfig.from_dict(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TransferkitError(f"{str(cfg_file)!r} cannot be read ({type(exc).__name__}: {exc}); was it written by a "
+                               f"different transferkit version? This is {__import__('transferkit').__version__}.") from None

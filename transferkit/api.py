@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     task_obj = get_task(data.task)
     loaders = _Loaders(data, backbone, task_obj, cfg)
     checkpointing = _checkpointing(output_dir, resume, cfg, model, chosen, data)
+    started = time.perf_counter()
     run = runner.train(chosen, backbone, task_obj, loaders, data, cfg, checkpointing)
+    seconds = time.perf_counter() - started
 
     threshold = None
     if task_obj.multi_label:
@@ -125,7 +128,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality,
         task=data.task, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
         input_column=data.examples.input_column, label_column=data.examples.label_column, threshold=threshold,
-        transferkit_version=__version__, resolved=run.resolved(backbone, data))
+        transferkit_version=__version__,
+        resolved=run.resolved(backbone, data) | _run_facts(data, seconds, run.result.probe is not None) | _max_length(backbone))
     adapted = Adapted(backbone, config, run.result.history)
     if output_dir is not None:
         from accelerate import PartialState
@@ -136,6 +140,37 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                 checkpointing.discard()
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted
+
+
+def _max_length(backbone) -> dict[str, int]:
+    """The token limit texts were actually cut to (the request, capped at the model's positions)."""
+    length = getattr(backbone.preprocess, "max_length", None)
+    return {"max_length": int(length)} if length else {}
+
+
+def _run_facts(data: "_Data", seconds: float, probe: bool) -> dict[str, Any]:
+    """What the model card reports beside the scores: class counts per split, time, device, versions.
+
+    A head solved by the probe is refitted on every example, the carved validation split included.
+    """
+    from accelerate import PartialState
+
+    from .evidence.compare import environment
+
+    def counts(y: np.ndarray | None) -> dict[str, int]:
+        if y is None or len(y) == 0:
+            return {}
+        per = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=len(data.labels))
+        return {label: int(n) for label, n in zip(data.labels, per)}
+
+    carved = data.carved is not None
+    train = data.y if probe and carved else data.y[data.train_idx]
+    validation = None if probe and carved else data.val_y
+    state = PartialState()
+    return {"data": {"train": counts(train), "validation": counts(validation), "n_train": int(len(train)),
+                     "n_validation": 0 if validation is None else int(len(validation))},
+            "train_seconds": round(seconds, 2), "device": str(state.device), "num_processes": state.num_processes,
+            "environment": environment()}
 
 
 def _checkpointing(output_dir: Path | None, resume: bool, cfg: TrainingConfig, model, strategy, data: "_Data"):

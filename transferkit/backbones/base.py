@@ -41,6 +41,9 @@ class Backbone:
     preprocess: Any
     source: str
     details: dict[str, Any] = field(default_factory=dict)
+    # The LoRA adapter as trained, kept when the strategy merges it, so the model can still be saved
+    # unmerged: {"config": peft.LoraConfig, "lora": weights, "head": the new head's weights}.
+    adapter: dict[str, Any] | None = None
 
     @property
     def modality(self) -> str:

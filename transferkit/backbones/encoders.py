@@ -7,7 +7,9 @@ one ``nn.Linear`` head named ``classifier``. Layer groups are the embeddings, ea
 layer, and what follows the last layer when the architecture has anything there.
 
 Saved folders are sentence-transformers folders (``sentence_folder.py``): ``AutoModel`` opens the
-body, ``SentenceTransformer(folder).encode(texts)`` returns the logits. Folders saved by
+body, ``SentenceTransformer(folder).encode(texts)`` returns the logits; and they carry the
+classifier as a transformers class (``remote_classifier.py``), so ``pipeline("text-classification",
+model=folder, trust_remote_code=True)`` gives the same predictions. Folders saved by
 transferkit 0.x (plain ``*ForSequenceClassification``) still load, through the Auto class.
 """
 from __future__ import annotations
@@ -95,7 +97,11 @@ class EncoderFamily(SequenceClassifierFamily):
     def save(self, backbone: Backbone, directory: Path, labels: list[str]) -> None:
         if not isinstance(backbone.model, PooledTextClassifier):
             return super().save(backbone, directory, labels)
-        sentence_folder.write(directory, backbone.model, backbone.preprocess.tokenizer, backbone.preprocess.max_length)
+        from . import remote_classifier
+
+        head = sentence_folder.write(directory, backbone.model, backbone.preprocess.tokenizer,
+                                     backbone.preprocess.max_length)
+        remote_classifier.write(directory, backbone.model.pooling, head)
 
     def load(self, directory: Path, options: dict[str, Any]) -> Backbone:
         from transformers import AutoModel

@@ -119,14 +119,18 @@ def pooling_config(pooling: Pooling, hidden_size: int) -> dict[str, Any]:
     return config
 
 
-def write(directory: Path, model, tokenizer, max_length: int) -> None:
-    """Write ``model`` (a PooledTextClassifier) and its tokenizer as a sentence-transformers folder."""
+def write(directory: Path, model, tokenizer, max_length: int) -> str:
+    """Write ``model`` (a PooledTextClassifier) and its tokenizer as a sentence-transformers folder.
+
+    Returns the head's weights file, relative to ``directory``.
+    """
     write_body(directory, model)
     tokenizer.save_pretrained(str(directory))
-    write_pipeline(directory, model.pooling, int(model.config.hidden_size), max_length, head=model.classifier)
+    head = write_pipeline(directory, model.pooling, int(model.config.hidden_size), max_length, head=model.classifier)
     _write_json(directory / "config_sentence_transformers.json",
                 {"model_type": "SentenceTransformer", "prompts": {}, "default_prompt_name": None,
                  "__version__": {"transformers": _version("transformers"), "pytorch": torch.__version__}})
+    return head
 
 
 def write_body(directory: Path, model) -> None:
@@ -138,8 +142,11 @@ def write_body(directory: Path, model) -> None:
 
 
 def write_pipeline(directory: Path, pooling: Pooling, hidden_size: int, max_length: int | None = None,
-                   head: torch.nn.Linear | None = None) -> None:
-    """``modules.json`` and the module folders: Transformer, Pooling, [Normalize], [the head as Dense]."""
+                   head: torch.nn.Linear | None = None) -> str | None:
+    """``modules.json`` and the module folders: Transformer, Pooling, [Normalize], [the head as Dense].
+
+    Returns the head's weights file relative to ``directory`` (None without a head).
+    """
     from safetensors.torch import save_file
 
     modules = [("", "Transformer"), ("1_Pooling", "Pooling")]
@@ -158,6 +165,7 @@ def write_pipeline(directory: Path, pooling: Pooling, hidden_size: int, max_leng
         save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(dense / "model.safetensors"))
     _write_json(directory / "modules.json", [{"idx": i, "name": str(i), "path": path, "type": MODULE_TYPES[kind]}
                                              for i, (path, kind) in enumerate(modules)])
+    return f"{modules[-1][0]}/model.safetensors" if head is not None else None
 
 
 def _version(package: str) -> str:

@@ -66,8 +66,11 @@ class SequenceClassifierFamily(Family):
                 if tokenizer is None:
                     tokenizer = load_tokenizer(tmp if (Path(tmp) / "tokenizer_config.json").is_file() else name, hint=True)
                 return self.from_folder(tmp, name, labels, task, tokenizer, options)
-        return self.from_folder(source, source, labels, task, tokenizer or load_tokenizer(
+        backbone = self.from_folder(source, source, labels, task, tokenizer or load_tokenizer(
             source, trust_remote_code=hub_options(options)["trust_remote_code"]), options)
+        if not Path(source).is_dir():  # a Hub id: named as the base model in the model card
+            backbone.details["base_model"] = source
+        return backbone
 
     def save_held_module(self, module: nn.Module, directory: str) -> str:
         """Write ``module`` to ``directory``; return the name it came from (for messages and its tokenizer)."""

@@ -118,7 +118,11 @@ class TimmFamily(Family):
                     "and pass the folder, or use a `packaged:` model."
                 ) from None
         _init_head(model)
-        return self._describe(model, name, options)
+        backbone = self._describe(model, name, options)
+        if isinstance(source, str) and not Path(source).is_dir():  # the Hub repository the weights came from
+            hub_id = source[len("hf-hub:"):] if source.startswith("hf-hub:") else model.pretrained_cfg.get("hf_hub_id")
+            backbone.details["base_model"] = hub_id or None
+        return backbone
 
     def _describe(self, model: nn.Module, name: str, options: dict[str, Any]) -> Backbone:
         from timm.data import resolve_data_config

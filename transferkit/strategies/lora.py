@@ -3,7 +3,7 @@
 The backbone stays frozen; each targeted layer learns ``W + (alpha/r) * B @ A``. The new head
 is trained in full. After training the adapters are merged into the weights, so the saved model
 is a plain timm / transformers model that needs no peft to run (and the head is never lost on
-save, peft#876).
+save, peft#876); a copy of the adapters is kept so ``save(merge_lora=False)`` can still write them.
 """
 from __future__ import annotations
 
@@ -111,9 +111,18 @@ class LoRA(Strategy):
                 {"name": "head", "params": head, "lr": learning_rate}]
 
     def finalize(self, backbone) -> None:
+        """Merge the adapters into the weights, keeping a copy of them for ``save(merge_lora=False)``."""
+        from peft import get_peft_model_state_dict
+
+        model = backbone.model
+        head = set(backbone.head)
+        backbone.adapter = {
+            "config": model.peft_config["default"],
+            "lora": {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()},
+            "head": {n: p.detach().cpu().clone() for n, p in model.base_model.model.named_parameters() if n in head}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            backbone.model = backbone.model.merge_and_unload()
+            backbone.model = model.merge_and_unload()
 
     def to_dict(self):
         out = super().to_dict()

