@@ -111,7 +111,13 @@ def test_unmerged_lora_is_a_peft_adapter_that_loads_back(kind, trained, tiny_mod
     assert json.loads((folder / "transferkit.json").read_text())["saved_as"] == "peft-adapter"
     inputs = toy_data(kind, "single_label", 3, seed=2)
     inputs = [x for x, _ in inputs]
-    np.testing.assert_allclose(load(folder).predict_proba(inputs), result.predict_proba(inputs), atol=1e-5)
+    loaded = load(folder)
+    np.testing.assert_allclose(loaded.predict_proba(inputs), result.predict_proba(inputs), atol=1e-5)
+    again = loaded.save(tmp_path / "again", merge_lora=False)  # a loaded adapter saves as the same adapter
+    from safetensors.torch import load_file
+
+    first, second = load_file(folder / "adapter_model.safetensors"), load_file(again / "adapter_model.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     if kind == "bert":
         return  # the base of an encoder adapter is transferkit's pooled classifier; plain peft is checked on the others
     from peft import PeftModel

@@ -45,10 +45,12 @@ def _lfs_puts(hub) -> int:
     return sum(1 for method, path in hub.requests if method == "PUT")
 
 
-def test_push_uploads_the_saved_files_and_a_valid_card(hub, trained, tmp_path, monkeypatch):
+def test_push_uploads_the_saved_files_and_a_valid_card(hub, trained, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("HF_TOKEN", ALICE)
     result = trained("cnn")
-    url = result.push_to_hub("alice/trucks", license="apache-2.0")
+    with caplog.at_level("DEBUG"):
+        url = result.push_to_hub("alice/trucks", license="apache-2.0")
+    assert ALICE not in caplog.text
     commit = hub.commits("alice/trucks")[-1]
     assert url.endswith(commit.oid) and "alice/trucks" in url
     local = result.save(tmp_path / "local", license="apache-2.0")
@@ -63,7 +65,7 @@ def test_push_uploads_the_saved_files_and_a_valid_card(hub, trained, tmp_path, m
     assert reported == {k: round(v, 4) for k, v in result.evaluations[-1]["metrics"].items() if k != "loss"}
     assert meta["license"] == "apache-2.0" and 'hf-hub:alice/trucks' in card
     assert hub.validated_yaml and all(text == card for text in hub.validated_yaml)
-    assert ALICE not in card and not hub.unhandled
+    assert not any(ALICE.encode() in data for data in remote.values()) and not hub.unhandled
 
 
 def test_unchanged_reupload_sends_no_weights(hub, trained, monkeypatch):

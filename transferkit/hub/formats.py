@@ -53,10 +53,11 @@ def load_adapter(folder: Path, config, options: dict[str, Any]):
     """The trained model from an adapter folder: the base rebuilt from its recorded source, the adapter merged."""
     import warnings
 
-    from peft import PeftModel, get_peft_model_state_dict
+    from peft import PeftModel
 
     from ..backbones import resolve_family
     from ..backbones.sequence_classifier import load_tokenizer
+    from ..strategies.lora import merge_keeping_adapter
 
     family, loadable = resolve_family(config.model)
     options = dict(options, pretrained=True)
@@ -65,14 +66,7 @@ def load_adapter(folder: Path, config, options: dict[str, Any]):
     backbone = family.build(loadable, list(config.labels), config.task, options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        model = PeftModel.from_pretrained(backbone.model, str(folder))
-        head = set(backbone.head)
-        backbone.adapter = {
-            "config": model.peft_config["default"],
-            "lora": {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()
-                     if "lora_" in k},
-            "head": {}}
-        backbone.model = model.merge_and_unload()
-    backbone.adapter["head"] = {n: p.detach().cpu().clone() for n, p in backbone.model.named_parameters() if n in head}
+        backbone.model = PeftModel.from_pretrained(backbone.model, str(folder))
+    merge_keeping_adapter(backbone)  # kept, so the loaded model can be saved as an adapter again
     backbone.model.eval()
     return backbone

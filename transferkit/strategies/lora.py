@@ -112,19 +112,28 @@ class LoRA(Strategy):
 
     def finalize(self, backbone) -> None:
         """Merge the adapters into the weights, keeping a copy of them for ``save(merge_lora=False)``."""
-        from peft import get_peft_model_state_dict
-
-        model = backbone.model
-        head = set(backbone.head)
-        backbone.adapter = {
-            "config": model.peft_config["default"],
-            "lora": {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()},
-            "head": {n: p.detach().cpu().clone() for n, p in model.base_model.model.named_parameters() if n in head}}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            backbone.model = model.merge_and_unload()
+        merge_keeping_adapter(backbone)
 
     def to_dict(self):
         out = super().to_dict()
         out.pop("targets", None)
         return out
+
+
+def merge_keeping_adapter(backbone) -> None:
+    """Replace the peft-wrapped ``backbone.model`` by its merged model; keep the adapter in ``backbone.adapter``.
+
+    Kept: the LoRA config, the LoRA weights and the new head's weights (on CPU), which is all a
+    peft adapter folder needs besides the base model.
+    """
+    from peft import get_peft_model_state_dict
+
+    model = backbone.model
+    config = model.peft_config["default"]
+    lora = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items() if "lora_" in k}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        backbone.model = model.merge_and_unload()
+    head = set(backbone.head)  # read after merging: a loaded adapter's head is wrapped until then
+    backbone.adapter = {"config": config, "lora": lora,
+                        "head": {n: p.detach().cpu().clone() for n, p in backbone.model.named_parameters() if n in head}}
