@@ -170,3 +170,11 @@ def test_merge_lora_false_needs_a_lora_model(trained, tmp_path):
     with pytest.raises(TransferkitError, match="merge_lora must be True or False"):
         result.save(tmp_path / "x", merge_lora="no")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("datasets", ["/data/vehicles", "./vehicles", "a/b/c", "bad name"])
+def test_datasets_must_be_hub_ids(trained, datasets, tmp_path):
+    result, _, _ = trained("cnn")
+    with pytest.raises(TransferkitError, match="Hub dataset ids"):
+        result.save(tmp_path / "x", datasets=datasets)
+    assert not (tmp_path / "x").exists()

@@ -124,11 +124,13 @@ class Adapted:
     def record(self, merge_lora: bool = True, license: str | None = None,
                datasets: list[str] | str | None = None) -> dict[str, Any]:
         """What ``transferkit.json`` holds: the run configuration and everything the model card reports."""
+        from .hub.card import check_datasets
+
         card = dict(self._card_options)
         if license is not None:
             card["license"] = license
         if datasets is not None:
-            card["datasets"] = [datasets] if isinstance(datasets, str) else list(datasets)
+            card["datasets"] = check_datasets(datasets)
         return self.config.to_dict() | {"history": self.history, "evaluations": self.evaluations,
                                         "comparison": self._saved_comparison, "card": card,
                                         "saved_as": "merged" if merge_lora or self.backbone.adapter is None

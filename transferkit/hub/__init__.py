@@ -21,12 +21,12 @@ def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False, toke
     The model card (README.md) is rendered from the folder's record for ``repo_id``; ``license``
     and ``datasets`` (Hub dataset ids) add to what the record already says.
     """
-    from .card import render
+    from .card import check_datasets, render
 
     path = check_folder(folder)
     repo_id = check_repo_id(repo_id)
     record = json.loads((path / MARKER).read_text())
-    card = render(record, repo_id, license=license, datasets=[datasets] if isinstance(datasets, str) else datasets)
+    card = render(record, repo_id, license=license, datasets=check_datasets(datasets))
     return upload(path, repo_id, private=private, token=token, commit_message=commit_message, revision=revision,
                   readme=str(card))
 

@@ -23,6 +23,27 @@ PACKAGED_HUB_IDS = {"packaged:all-MiniLM-L6-v2": "sentence-transformers/all-Mini
 IMAGES = {"learning curve": "learning_curve.png", "training curves": "training_curves.png"}
 
 
+def check_datasets(datasets: list[str] | str | None) -> list[str] | None:
+    """Hub dataset ids only: a local path in ``datasets:`` makes the Hub reject the card (autotrain-advanced#648)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if datasets is None:
+        return None
+    values = [datasets] if isinstance(datasets, str) else list(datasets)
+    for value in values:
+        try:
+            if not isinstance(value, str) or value.startswith((".", "~")) or value.count("/") > 1:
+                raise HFValidationError("not an id")
+            validate_repo_id(value)
+        except HFValidationError:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"datasets= takes Hugging Face Hub dataset ids such as 'imdb' or 'owner/name', got "
+                              f"{value!r}. A local path does not belong in a model card (the Hub rejects it); "
+                              "leave datasets out for data that is not on the Hub.") from None
+    return values
+
+
 def base_model_id(source: str, resolved: dict[str, Any]) -> str | None:
     """The Hub id the model was adapted from, or None (a local folder, a held module, a packaged copy)."""
     if resolved.get("base_model"):
