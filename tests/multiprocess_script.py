@@ -108,6 +108,7 @@ def main() -> None:
     result = adapt(args.model, train, eval_dataset=validation, strategy=args.strategy, epochs=2, batch_size=4,
                    seed=0, output_dir=out / "model", progress_bar=False, **checkpoints)
     counter.handle.remove()
+    saved = result.save(out / "again")  # every rank calls save, as a user's script does; the main one writes
 
     dist = torch.distributed
     initialized = dist.is_available() and dist.is_initialized()
@@ -124,6 +125,7 @@ def main() -> None:
         "forwards_per_epoch": counter.per_epoch(),
         "n_train": len(train),
         "n_validation": len(validation),
+        "saved_to": str(saved),
     }
     path = out / f"rank{report['env_rank']}.json"
     tmp = path.with_suffix(".tmp")

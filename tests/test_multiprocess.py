@@ -92,6 +92,10 @@ def test_two_processes_train_one_model(tiny_models, tmp_path, kind, strategy):
 
     loaded = load(tmp_path / "model")
     assert weights_hash(loaded.model) == first["weights_sha256"]
+    # result.save() called by every rank: one folder, written once, the same path returned everywhere
+    assert {r["saved_to"] for r in ranks} == {str(tmp_path / "again")}
+    assert weights_hash(load(tmp_path / "again").model) == first["weights_sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".again")) == []
     assert loaded.history == first["history"]  # rank 0 saved, so its timings too
     best_epoch = loaded.config.resolved["best_epoch"]
     assert best_epoch == first["best_epoch"] and best_epoch is not None

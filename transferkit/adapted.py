@@ -144,8 +144,13 @@ class Adapted:
         folder stays whole until the new one is complete and swapped in. A LoRA model is saved
         merged (plain timm / transformers open it); ``merge_lora=False`` writes the peft adapter
         instead, which ``PeftModel.from_pretrained(base, folder)`` loads. ``license`` and
-        ``datasets`` (Hub dataset ids) go into the card's metadata.
+        ``datasets`` (Hub dataset ids) go into the card's metadata. Under ``accelerate launch`` or
+        ``torchrun`` the main process writes and every process returns when the folder is complete.
         """
+        return _on_main_process(lambda: self._save(path, overwrite, merge_lora, license, datasets))
+
+    def _save(self, path: str | Path, overwrite: bool = False, merge_lora: bool = True, license: str | None = None,
+              datasets: list[str] | str | None = None) -> Path:
         target = storage.check_target(path, overwrite=overwrite)
         payload = self.record(merge_lora, license, datasets)
         _check_merge_option(merge_lora, self)
@@ -177,16 +182,49 @@ class Adapted:
 
         The token comes from ``token=``, ``HF_TOKEN`` or ``hf auth login``, and is never written
         anywhere. The model card is rendered for ``repo_id``. See :mod:`transferkit.hub.upload`.
+        Under several processes only the main one uploads; all return its URL.
         """
         import tempfile
 
         from .hub import check_repo_id, push_to_hub
 
         check_repo_id(repo_id)  # a bad name fails before anything is written
-        with tempfile.TemporaryDirectory(prefix="transferkit-push-") as tmp:
-            folder = self.save(Path(tmp) / "model", merge_lora=merge_lora, license=license, datasets=datasets)
-            return push_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message,
-                               revision=revision)
+
+        def push() -> str:
+            with tempfile.TemporaryDirectory(prefix="transferkit-push-") as tmp:
+                folder = self._save(Path(tmp) / "model", merge_lora=merge_lora, license=license, datasets=datasets)
+                return push_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message,
+                                   revision=revision)
+
+        return _on_main_process(push)
+
+
+def _on_main_process(fn):
+    """``fn()`` on the main process only; every process returns its result, or raises its error.
+
+    Under ``accelerate launch`` / ``torchrun`` every process runs the user's script, so without
+    this each would write the same folder, or push the same commit, at once.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return fn()
+    from accelerate.utils import broadcast_object_list
+
+    box, error = [None], None
+    if state.is_main_process:
+        try:
+            box[0] = ("ok", fn())
+        except Exception as exc:  # every process must learn of it, or the others wait forever
+            box[0], error = ("error", f"{type(exc).__name__}: {exc}"), exc
+    broadcast_object_list(box)
+    if error is not None:
+        raise error
+    kind, value = box[0]
+    if kind == "error":
+        raise TransferkitError(f"the main process failed: {value}")
+    return value
 
 
 def _check_merge_option(merge_lora: Any, adapted: "Adapted") -> None:

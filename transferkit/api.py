@@ -135,7 +135,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         from accelerate import PartialState
 
         if run.result.is_main_process:
-            adapted.save(output_dir, overwrite=overwrite)
+            adapted._save(output_dir, overwrite=overwrite)  # this process only: the others wait below
             if checkpointing is not None:
                 checkpointing.discard()
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
