@@ -60,13 +60,13 @@ def _whoami(api, token: str) -> str | None:
 
 def _explain(exc: Exception, api, token: str, repo_id: str) -> TransferkitError:
     """The Hub's refusal as a TransferkitError with the fix; never repeats the token."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 401:
         return TransferkitError(f"the Hugging Face Hub refused the token (401 Unauthorized) while uploading to "
                                 f"{repo_id!r}: it is invalid or expired. {LOGIN_HELP}")
-    if status == 403 or isinstance(exc, RepositoryNotFoundError) and status != 404:
+    if status == 403:
         user = _whoami(api, token)
         name = repo_id.split("/", 1)[1]
         mine = f" Push to '{user}/{name}' instead, or" if user else ""
