@@ -7,6 +7,7 @@ from accelerate.utils import set_seed
 
 from conftest import toy_data
 from transferkit import Contrastive, Freeze, Full, LinearProbe, LoRA, TransferkitError, adapt
+from transferkit.config import TrainingConfig
 from transferkit.errors import StrategyError
 from transferkit.backbones import resolve_backbone
 from transferkit.strategies import Auto, Freeze, frozen_modules, set_train_mode
@@ -262,3 +263,33 @@ def test_lp_ft_starts_from_the_solved_probe_head(strategy, tiny_models):
     assert runs["probe"].config.resolved["head_init"].startswith("probe (C=")
     assert runs["random"].config.resolved["head_init"] == "random"
     assert runs["probe"].history[0]["train_loss"] < runs["random"].history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("env,given,expected", [(None, None, "no"), ("bf16", None, "bf16"), ("bf16", "no", "no"),
+                                                (None, "bf16", "bf16")])
+def test_precision_comes_from_the_launch_config_unless_given(env, given, expected, monkeypatch):
+    from transferkit.training.loop import precision
+
+    if env is None:
+        monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    else:
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", env)  # what `accelerate launch --config_file` exports
+    assert precision(TrainingConfig(mixed_precision=given)) == expected
+
+
+@pytest.mark.parametrize("kind,stage,refused", [("FSDP", None, True), ("DEEPSPEED", 3, True), ("DEEPSPEED", 2, False),
+                                                ("MULTI_GPU", None, False), ("MULTI_CPU", None, False)])
+def test_launches_that_split_the_weights_are_refused_with_the_alternative(kind, stage, refused):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from transferkit.training.loop import check_sharding
+
+    accelerator = SimpleNamespace(distributed_type=DistributedType[kind],
+                                  state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=stage)))
+    if refused:
+        with pytest.raises(TransferkitError, match="does not train under .*multi_gpu.yaml"):
+            check_sharding(accelerator)
+    else:
+        check_sharding(accelerator)

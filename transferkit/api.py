@@ -44,7 +44,7 @@ def _describe_source(model: Any) -> str:
 
 def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | Strategy = "auto",
           task: str | None = None, epochs: int | None = None, batch_size: int = 16, learning_rate: float = 1e-3,
-          seed: int = 0, mixed_precision: str = "no", label_column: str | None = None,
+          seed: int = 0, mixed_precision: str | None = None, label_column: str | None = None,
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
           pretrained: bool = True, compare: Any = False, test_dataset: Any = None, overwrite: bool = False,
           auto_budget: str | float | None = None, trust_remote_code: bool = False, resume: bool = False,
@@ -129,7 +129,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         task=data.task, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
         input_column=data.examples.input_column, label_column=data.examples.label_column, threshold=threshold,
         transferkit_version=__version__,
-        resolved=run.resolved(backbone, data) | _run_facts(data, seconds, run.result.probe is not None) | _max_length(backbone))
+        resolved=run.resolved(backbone, data) | _run_facts(data, cfg, seconds, run.result.probe is not None) | _max_length(backbone))
     adapted = Adapted(backbone, config, run.result.history)
     if output_dir is not None:
         from accelerate import PartialState
@@ -148,7 +148,7 @@ def _max_length(backbone) -> dict[str, int]:
     return {"max_length": int(length)} if length else {}
 
 
-def _run_facts(data: "_Data", seconds: float, probe: bool) -> dict[str, Any]:
+def _run_facts(data: "_Data", cfg: TrainingConfig, seconds: float, probe: bool) -> dict[str, Any]:
     """What the model card reports beside the scores: class counts per split, time, device, versions.
 
     A head solved by the probe is refitted on every example, the carved validation split included.
@@ -156,6 +156,7 @@ def _run_facts(data: "_Data", seconds: float, probe: bool) -> dict[str, Any]:
     from accelerate import PartialState
 
     from .evidence.compare import environment
+    from .training.loop import precision
 
     def counts(y: np.ndarray | None) -> dict[str, int]:
         if y is None or len(y) == 0:
@@ -170,6 +171,7 @@ def _run_facts(data: "_Data", seconds: float, probe: bool) -> dict[str, Any]:
     return {"data": {"train": counts(train), "validation": counts(validation), "n_train": int(len(train)),
                      "n_validation": 0 if validation is None else int(len(validation))},
             "train_seconds": round(seconds, 2), "device": str(state.device), "num_processes": state.num_processes,
+            "mixed_precision": precision(cfg),
             "environment": environment()}
 
 

@@ -49,7 +49,7 @@ class TrainingConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None
     seed: int = 0
     early_stopping_patience: int | None = 3
     max_grad_norm: float | None = 1.0
@@ -82,8 +82,9 @@ class TrainingConfig:
                f"gradient_accumulation_steps must be an integer >= 1, got {self.gradient_accumulation_steps!r}.")
         _check(_is_int(self.seed) and 0 <= self.seed < 2 ** 32,
                f"seed must be an integer in [0, 2**32 - 1] (what torch and numpy accept), got {self.seed!r}.")
-        _check(self.mixed_precision in MIXED_PRECISION,
-               f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}.")
+        _check(self.mixed_precision is None or self.mixed_precision in MIXED_PRECISION,
+               f"mixed_precision must be None (the launch config's, else 'no') or one of {MIXED_PRECISION}, "
+               f"got {self.mixed_precision!r}.")
         _check(self.early_stopping_patience is None or _is_int(self.early_stopping_patience) and self.early_stopping_patience >= 1,
                f"early_stopping_patience must be None or >= 1, got {self.early_stopping_patience!r}.")
         _check(_is_number(self.validation_fraction) and 0 <= self.validation_fraction < 1,

@@ -179,7 +179,7 @@ def _environment(record: dict[str, Any]) -> str:
     seconds = r.get("train_seconds")
     rows = [["Trained", env.get("date", "—")], ["Machine", env.get("machine", "—")],
             ["Device, processes", f"{r.get('device', '—')}, {r.get('num_processes', 1)}"],
-            ["Mixed precision", record["training"].get("mixed_precision")],
+            ["Mixed precision", r.get("mixed_precision", record["training"].get("mixed_precision"))],
             ["Training time", f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "—"],
             ["Versions", f"Python {env.get('python', '?')}; {versions}" if versions else "—"]]
     return "## Environment\n\n" + _table(["", ""], rows)

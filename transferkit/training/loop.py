@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,10 +38,17 @@ class FitResult:
     probe: Any = None  # the convex probe's ProbeFit, when the head was solved rather than trained
 
 
+def precision(cfg: TrainingConfig) -> str:
+    """The precision to train in: the one asked for, else the launch config's (``accelerate launch
+    --config_file`` exports it as ACCELERATE_MIXED_PRECISION), else full precision."""
+    return cfg.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+
+
 def check_precision(cfg: TrainingConfig) -> None:
     """Fail before any loading when the machine cannot run the requested precision."""
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ConfigError("mixed_precision='fp16' needs a CUDA GPU; on CPU use mixed_precision='bf16' or 'no'.")
+    if precision(cfg) == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("mixed_precision='fp16' needs a CUDA GPU; on CPU use mixed_precision='bf16' or 'no' "
+                          "(or a launch config without fp16).")
 
 
 def make_accelerator(cfg: TrainingConfig):
@@ -50,11 +58,35 @@ def make_accelerator(cfg: TrainingConfig):
     check_precision(cfg)
     on_gpu = torch.cuda.is_available()
     state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision", cfg.mixed_precision) != cfg.mixed_precision:
+    wanted = precision(cfg)
+    if state and state.get("_mixed_precision", wanted) != wanted:
         AcceleratorState._reset_state()  # a new run in the same process may ask for another precision
     # cpu=True when there is no GPU: without it, several launched CPU processes would not form a group.
-    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not on_gpu,
-                       gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    accelerator = Accelerator(mixed_precision=wanted, cpu=not on_gpu,
+                              gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    check_sharding(accelerator)
+    return accelerator
+
+
+def check_sharding(accelerator) -> None:
+    """Refuse launches that split the weights across processes (FSDP, DeepSpeed ZeRO-3).
+
+    The loop reads whole weights on each process: the probe's head, the best epoch's snapshot and
+    the saved folder all come from the unwrapped model, which holds only a shard under those
+    launches. Rather than save a partial model, say so; DDP launches (one or several GPUs, several
+    machines) and ZeRO-2 keep whole weights on every process.
+    """
+    from accelerate.utils import DistributedType
+
+    kind = accelerator.distributed_type
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    stage = getattr(plugin, "zero_stage", None) if kind == DistributedType.DEEPSPEED else None
+    if kind == DistributedType.FSDP or stage == 3:
+        name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
+        raise ConfigError(f"adapt() does not train under {name} yet: it reads whole weights on every process "
+                          "(probe head, best epoch, save), which that launch splits across processes. Launch with "
+                          "recipes/accelerate/multi_gpu.yaml (or multi_node.yaml, deepspeed_zero2.yaml) instead: "
+                          "transfer learning's models fit on one GPU far more often than not.")
 
 
 def _optimizer(param_groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.Optimizer:
