@@ -173,3 +173,20 @@ def test_plain_timm_transformers_and_peft_open_what_was_pushed(hub, trained, tin
         theirs = np.array([[row[label] for label in result.labels] for row in out[name]])
         np.testing.assert_allclose(theirs, result.predict_proba(TEXTS), atol=1e-5)
     assert not hub.unhandled
+
+
+def test_the_push_command_uploads_a_saved_folder(hub, trained, tmp_path, monkeypatch, capsys):
+    from transferkit.cli import main
+
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    folder = trained("cnn").save(tmp_path / "saved")
+    code = main(["push", str(folder), "alice/cli", "--license", "mit", "--dataset", "me/vehicles",
+                 "--commit-message", "from the command line"])
+    out = capsys.readouterr().out.strip()
+    assert code == 0 and out.endswith(hub.commits("alice/cli")[-1].oid)
+    meta = yaml.safe_load(hub.files("alice/cli")["README.md"].decode().split("---\n")[1])
+    assert meta["license"] == "mit" and meta["datasets"] == ["me/vehicles"]
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    assert main(["push", str(folder), "alice/cli"]) == 2
+    err = capsys.readouterr().err
+    assert "hf auth login" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

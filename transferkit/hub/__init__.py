@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..storage import MARKER
-from .upload import HUB_PREFIX, check_folder, check_repo_id, download, upload
+from .upload import HUB_PREFIX, check_folder, check_repo_id, check_token, download, upload
 
 
 def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
@@ -31,4 +31,4 @@ def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False, toke
                   readme=str(card))
 
 
-__all__ = ["HUB_PREFIX", "check_repo_id", "download", "push_to_hub", "upload"]
+__all__ = ["HUB_PREFIX", "check_repo_id", "check_token", "download", "push_to_hub", "upload"]

@@ -42,7 +42,7 @@ def check_repo_id(repo_id: Any) -> str:
     return text
 
 
-def _token(token: str | None) -> str:
+def check_token(token: str | None) -> str:
     from huggingface_hub import get_token
 
     found = token or get_token()
@@ -119,7 +119,7 @@ def upload(folder: str | Path, repo_id: str, *, private: bool = False, token: st
 
     path = check_folder(folder)
     repo_id = check_repo_id(repo_id)
-    token = _token(token)
+    token = check_token(token)
     api = HfApi(token=token, library_name="transferkit", library_version=_version())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

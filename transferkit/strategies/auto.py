@@ -35,7 +35,6 @@ from typing import Callable
 from ..errors import StrategyError
 from .base import Strategy, register_strategy
 from .contrastive import Contrastive
-from ..training.schedule import MIN_VALIDATION_PER_CLASS
 from .freeze import Freeze
 from .full import Full
 from .linear_probe import LinearProbe
@@ -110,6 +109,8 @@ class Auto(Strategy):
             return Decision(LinearProbe(), f"{measured}: little left to gain from adapting the backbone")
         found = self.candidate(modality, task, examples_per_class, embeds, can_verify)
         if found is None:
+            from ..training.schedule import MIN_VALIDATION_PER_CLASS  # here: training imports strategies
+
             why = (("no contrastive tuning for several labels per example" if task != "single_label" else
                     "no contrastive tuning: the head does not read one embedding per example")
                    if modality == "text" else
