@@ -178,3 +178,13 @@ def test_datasets_must_be_hub_ids(trained, datasets, tmp_path):
     with pytest.raises(TransferkitError, match="Hub dataset ids"):
         result.save(tmp_path / "x", datasets=datasets)
     assert not (tmp_path / "x").exists()
+
+
+def test_test_dataset_is_scored_after_training_and_reported(tiny_models, tmp_path):
+    test = toy_data("bert", "single_label", 4, seed=1)
+    result = adapt(tiny_models["bert"], toy_data("bert", "single_label", 8), strategy="linear-probe",
+                   test_dataset=test, output_dir=tmp_path / "m", **TRAIN)
+    assert result.evaluations[-1]["name"] == "test_dataset"
+    assert result.evaluations[-1]["metrics"] == result.evaluate(test)
+    meta = front_matter((tmp_path / "m" / "README.md").read_text())
+    assert meta["model-index"][0]["results"][0]["dataset"]["name"] == "test_dataset"

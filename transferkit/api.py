@@ -69,7 +69,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     ``compare=True`` (or a :class:`~transferkit.evidence.CompareConfig`) also trains the same
     architecture from random initialisation and classic ML baselines on the same splits and seeds,
     and attaches the table and its verdict as ``result.comparison``; the arms are scored on
-    ``test_dataset``, or on a held-out split carved per seed. ``pretrained=False`` trains the
+    ``test_dataset``, or on a held-out split carved per seed. Without ``compare``, ``test_dataset`` is
+    scored once after training (``result.evaluations``, and the model card). ``pretrained=False`` trains the
     architecture from random weights.
 
     ``output_dir`` is checked before anything loads (see :mod:`transferkit.storage`): a folder
@@ -131,6 +132,9 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         transferkit_version=__version__,
         resolved=run.resolved(backbone, data) | _run_facts(data, cfg, seconds, run.result.probe is not None) | _max_length(backbone))
     adapted = Adapted(backbone, config, run.result.history)
+    if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
+        scores = adapted.evaluate(test_dataset, name="test_dataset")
+        logger.info("test_dataset: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
     if output_dir is not None:
         from accelerate import PartialState
 

@@ -181,7 +181,10 @@ def execute(plan: Plan) -> Outcome:
 
     result = adapt(plan.model, plan.data, **plan.options)
     main = _main_process()
-    metrics = result.evaluate(plan.test_data, name="test data") if main and plan.test_data is not None else None
+    metrics = None
+    if main and plan.test_data is not None:  # adapt() scored it already, except under compare
+        metrics = (result.evaluations[-1]["metrics"] if result.evaluations
+                   else result.evaluate(plan.test_data, name="test_dataset"))
     pushed = None
     if plan.push:
         options = dict(plan.push)
