@@ -116,21 +116,14 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     checkpointing = _checkpointing(output_dir, resume, cfg, model, chosen, data)
     started = time.perf_counter()
     run = runner.train(chosen, backbone, task_obj, loaders, data, cfg, checkpointing)
-    seconds = time.perf_counter() - started
-
-    threshold = None
-    if task_obj.multi_label:
-        result = run.result
-        threshold = task_obj.tune_threshold(result.val_probs, result.val_y) if result.val_probs is not None else 0.5
-        logger.info("multi-label threshold: %.2f (%s)", threshold,
-                    "tuned on the validation split" if result.val_probs is not None else "default, no validation split")
     run.strategy.finalize(backbone)
     config = RunConfig(
         model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality,
         task=data.task, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
-        input_column=data.examples.input_column, label_column=data.examples.label_column, threshold=threshold,
-        transferkit_version=__version__,
-        resolved=run.resolved(backbone, data) | _run_facts(data, cfg, seconds, run.result.probe is not None) | _max_length(backbone))
+        input_column=data.examples.input_column, label_column=data.examples.label_column,
+        threshold=_threshold(task_obj, run.result), transferkit_version=__version__,
+        resolved=run.resolved(backbone, data) | _max_length(backbone)
+        | _run_facts(data, cfg, time.perf_counter() - started, run.result.probe is not None))
     adapted = Adapted(backbone, config, run.result.history)
     if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
         scores = adapted.evaluate(test_dataset, name="test_dataset")
@@ -144,6 +137,17 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
                 checkpointing.discard()
         PartialState().wait_for_everyone()  # no rank returns before the folder is complete
     return adapted
+
+
+def _threshold(task, result) -> float | None:
+    """Multi-label: the decision threshold tuned on the validation split (0.5 without one)."""
+    if not task.multi_label:
+        return None
+    tuned = result.val_probs is not None
+    threshold = task.tune_threshold(result.val_probs, result.val_y) if tuned else 0.5
+    logger.info("multi-label threshold: %.2f (%s)", threshold,
+                "tuned on the validation split" if tuned else "default, no validation split")
+    return threshold
 
 
 def _max_length(backbone) -> dict[str, int]:
