@@ -94,7 +94,9 @@ def metadata(record: dict[str, Any], model_name: str, license: str | None, datas
 
     pipeline_tag = PIPELINE_TAGS[record["modality"]]
     tags = ["transferkit", record["strategy"]["name"], record["family"], pipeline_tag]
-    if record["task"] == "multi_label":
+    from ..tasks import get_task
+
+    if get_task(record["task"]).multi_label:
         tags.append("multi-label-classification")
     results = _eval_results(record, pipeline_tag, datasets)
     return ModelCardData(library_name="transferkit", base_model=base_model_id(record["model"], record["resolved"]),

@@ -11,6 +11,12 @@ from typing import Any
 from .card import METRIC_NAMES, base_model_id, latest_evaluation, source_name
 
 
+def _multi(record: dict[str, Any]) -> bool:
+    from ..tasks import get_task
+
+    return get_task(record["task"]).multi_label
+
+
 def _table(head: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
@@ -28,7 +34,7 @@ def body(record: dict[str, Any], repo_id: str, model_name: str) -> str:
 
 def _intro(record: dict[str, Any], model_name: str) -> str:
     labels = record["labels"]
-    kind = "multi-label" if record["task"] == "multi_label" else "single-label"
+    kind = "multi-label" if _multi(record) else "single-label"
     shown = ", ".join(f"`{l}`" for l in labels[:12]) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
     return (f"# {model_name}\n\nA {record['modality']} classifier ({kind}, {len(labels)} classes: {shown}) adapted from "
             f"{source_name(record['model'])} with [transferkit](https://pypi.org/project/transferkit/) "
@@ -79,7 +85,7 @@ def _data(record: dict[str, Any]) -> str:
     splits = [s for s in ("train", "validation") if counts.get(s)]
     rows = [[f"`{label}`"] + [counts[s].get(label, 0) for s in splits] for label in record["labels"]]
     rows.append(["**total examples**"] + [counts.get(f"n_{s}", sum(counts[s].values())) for s in splits])
-    note = (" Multi-label: a row counts the examples that carry the label." if record["task"] == "multi_label" else "")
+    note = " Multi-label: a row counts the examples that carry the label." if _multi(record) else ""
     held = (" The validation split took no training step; it picked the epoch whose weights were kept."
             if "validation" in splits else " No validation split was held out: every example trained the model.")
     return (f"## Data\n\nLabelled examples per class in each split the model saw.{held}{note}\n\n"
@@ -147,7 +153,7 @@ def _limitations(record: dict[str, Any]) -> str:
     r, labels = record["resolved"], record["labels"]
     counts = (r.get("data") or {}).get("train") or {}
     points = [f"It knows only the {len(labels)} classes it was trained on"
-              + ("; every input gets one of them, even one that belongs to none." if record["task"] != "multi_label"
+              + ("; every input gets one of them, even one that belongs to none." if not _multi(record)
                  else "; an input may get none of them.")]
     if counts:
         low = min(counts.values())
