@@ -184,7 +184,19 @@ def test_test_dataset_is_scored_after_training_and_reported(tiny_models, tmp_pat
     test = toy_data("bert", "single_label", 4, seed=1)
     result = adapt(tiny_models["bert"], toy_data("bert", "single_label", 8), strategy="linear-probe",
                    test_dataset=test, output_dir=tmp_path / "m", **TRAIN)
-    assert result.evaluations[-1]["name"] == "test_dataset"
+    assert result.evaluations[-1]["name"] == "the test set given to adapt()"
     assert result.evaluations[-1]["metrics"] == result.evaluate(test)
     meta = front_matter((tmp_path / "m" / "README.md").read_text())
-    assert meta["model-index"][0]["results"][0]["dataset"]["name"] == "test_dataset"
+    assert meta["model-index"][0]["results"][0]["dataset"]["name"] == "the test set given to adapt()"
+
+
+def test_card_names_a_packaged_or_odd_source_with_a_valid_repository_name(trained):
+    from transferkit.hub.card import default_name
+
+    result, _, _ = trained("cnn")
+    record = result.record()
+    record["model"] = "packaged:efficientnet_lite0"
+    card = str(render(record))
+    assert "# efficientnet_lite0-transferkit" in card and "your-name/efficientnet_lite0-transferkit" in card
+    assert default_name("hf-hub:timm/resnet18.a1_in1k") == "resnet18.a1_in1k-transferkit"
+    assert default_name("/home/x/my model/") == "my-model-transferkit"

@@ -101,6 +101,7 @@ BAD = {
     "predict literal text": (["predict", "{model}", "great flight"], "echo"),
     "unknown flag": (["list-models", "--bad"], "transferkit list-models --help"),
     "compare missing data": (["compare", "{bert}", "nope.csv"], "does not exist"),
+    "abbreviated option": (["adapt", "{bert}", "{csv}", "--epoch", "1"], "unrecognized arguments: --epoch"),
 }
 
 
@@ -302,3 +303,23 @@ def test_launchers_run_the_command_unchanged(launcher, tiny_models, data, tmp_pa
     assert record["output_dir"] == str(out) and set(record["test_metrics"]) == {"accuracy", "f1_macro", "loss"}
     history = load(out).history
     assert history[-1]["step"] == 1, history  # 24 examples, batch 16: 2 batches alone, 1 each on 2 processes
+
+
+def test_predict_reads_the_text_column_of_a_csv(trained_text, data, capsys):
+    """A CSV (or JSONL) is a table, not lines: its header and label column never reach the model."""
+    from transferkit.data import read_dataset
+
+    out, _ = trained_text
+    assert main(["predict", str(out), data["csv_test"], "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    texts = list(read_dataset(data["csv_test"]).inputs)
+    assert [r["input"] for r in records] == texts
+    assert not any("," in r["input"] or r["input"] == "text" for r in records)
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`transferkit list-models | head -1`: the reader leaves early; no error line, the status a Unix tool gives."""
+    run = subprocess.run(["bash", "-c", f"'{sys.executable}' -m transferkit list-models '*' | head -1; "
+                          "echo status=${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=300)
+    lines = run.stdout.splitlines()
+    assert len(lines) == 2 and lines[-1] in ("status=141", "status=0") and run.stderr.strip() == "", run.stderr

@@ -231,8 +231,10 @@ def _check_merge_option(merge_lora: Any, adapted: "Adapted") -> None:
     if not isinstance(merge_lora, bool):
         raise ConfigError(f"merge_lora must be True or False, got {merge_lora!r}.")
     if not merge_lora and adapted.backbone.adapter is None:
-        raise ConfigError(f"merge_lora=False keeps a LoRA adapter apart from its base, but this model was adapted with "
-                          f"{adapted.config.strategy.get('name')!r}, not 'lora' (or was loaded merged). Drop merge_lora.")
+        name = adapted.config.strategy.get("name")
+        why = ("it was loaded from a merged folder, so its adapter is not kept apart any more" if name == "lora"
+               else f"this model was adapted with {name!r}, not 'lora'")
+        raise ConfigError(f"merge_lora=False keeps a LoRA adapter apart from its base, but {why}. Drop merge_lora.")
 
 
 def _check_batch_size(batch_size: Any) -> None:

@@ -126,7 +126,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         | _run_facts(data, cfg, time.perf_counter() - started, run.result.probe is not None))
     adapted = Adapted(backbone, config, run.result.history)
     if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
-        scores = adapted.evaluate(test_dataset, name="test_dataset")
+        scores = adapted.evaluate(test_dataset, name="the test set given to adapt()")
         logger.info("test_dataset: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
     if output_dir is not None:
         from accelerate import PartialState

@@ -149,8 +149,9 @@ def _modality(folder: str) -> str | None:
 
 
 def read_inputs(items: list[str], modality: str) -> list[str]:
-    """The command line's INPUTS as texts or image paths: for text models, the lines of files or of stdin (``-``),
-    blank lines skipped; for image models, image files, folders of images, or paths on stdin."""
+    """The command line's INPUTS as texts or image paths: for text models, the text column of CSV / JSONL files, the
+    lines of other files or of stdin (``-``), blank lines skipped; for image models, image files, folders of images,
+    or paths on stdin."""
     from .data.images import IMAGE_SUFFIXES
     from .errors import DataError
 
@@ -161,6 +162,8 @@ def read_inputs(items: list[str], modality: str) -> list[str]:
             found += [line.rstrip("\r\n") for line in sys.stdin]
         elif modality == "image" and path.is_dir():
             found += [str(f) for f in sorted(path.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        elif path.is_file() and modality == "text" and path.suffix.lower() in TABLE_SUFFIXES:
+            found += _table_texts(path)
         elif path.is_file():
             found += [str(path)] if modality == "image" else _lines(path)
         else:
@@ -173,6 +176,16 @@ def read_inputs(items: list[str], modality: str) -> list[str]:
         wanted = "image files or folders" if modality == "image" else "a text file with one input per line"
         raise DataError(f"no inputs found in {items}: give {wanted}, or - to read stdin.")
     return found
+
+
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json")
+
+
+def _table_texts(path: Path) -> list[str]:
+    """The text column of a CSV / JSONL file (found as ``adapt`` finds it), not its raw lines with the header."""
+    from .data import read_dataset
+
+    return [str(text) for text in read_dataset(str(path), require_labels=False).inputs]
 
 
 def _lines(path: Path) -> list[str]:

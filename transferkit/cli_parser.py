@@ -48,7 +48,8 @@ COMMAND_HELP = {
 def build_parser(commands: dict[str, Callable]) -> Parser:
     from . import __version__
 
-    parser = Parser(prog="transferkit", description=DESCRIPTION, epilog=EPILOG,
+    # allow_abbrev=False: a misspelt --epoch must fail, not be read as --epochs (recipes refuse it too)
+    parser = Parser(prog="transferkit", description=DESCRIPTION, epilog=EPILOG, allow_abbrev=False,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"transferkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
@@ -56,7 +57,7 @@ def build_parser(commands: dict[str, Callable]) -> Parser:
               "list-models": _list_models, "env": _env, "demo": _demo}
     parser.commands = {}
     for name, text in COMMAND_HELP.items():
-        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".", allow_abbrev=False)
         adders[name](p)
         p.set_defaults(handler=commands[name])
         parser.commands[name] = p

