@@ -179,6 +179,9 @@ def execute(plan: Plan) -> Outcome:
     """
     from . import adapt
 
+    if plan.options.get("output_dir") is None and not plan.push and _main_process():
+        print("note: no output folder (--output-dir / output_dir): the trained model will not be kept, only its "
+              "scores printed.", file=sys.stderr)  # said before training, not after an hour of it
     result = adapt(plan.model, plan.data, **plan.options)
     main = _main_process()
     metrics = None

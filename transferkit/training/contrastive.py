@@ -219,6 +219,7 @@ def contrastive_tune(backbone, inputs: Sequence[Any], y: np.ndarray, param_group
     accelerator's device; the head is untouched.
     """
     from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
 
     from ..strategies import frozen_modules, set_train_mode
     from .loop import make_accelerator
@@ -239,6 +240,8 @@ def contrastive_tune(backbone, inputs: Sequence[Any], y: np.ndarray, param_group
     captured, losses = [], []
     hook = head.register_forward_hook(lambda module, args, out: captured.append(args[0]))
     start = time.perf_counter()
+    bar = tqdm(total=len(batches), desc="contrastive tuning",  # minutes on a CPU: show they pass
+               disable=not (cfg.progress_bar and accelerator.is_local_main_process))
     try:
         set_train_mode(model, frozen)
         for idx in batches:
@@ -250,8 +253,11 @@ def contrastive_tune(backbone, inputs: Sequence[Any], y: np.ndarray, param_group
             scheduler.step()
             optimizer.zero_grad()
             losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     finally:
         hook.remove()
+        bar.close()
     backbone.model = accelerator.unwrap_model(model).eval()
     tail = max(1, len(losses) // 10)
     result = ContrastiveResult(steps=len(losses), batch_size=batch_size, seconds=time.perf_counter() - start,
