@@ -2,7 +2,7 @@
 
 Log in once (`hf auth login`, or set HF_TOKEN) with a token that can write; set push_to_hub to your repo.
 Run:    python recipes/train_and_push.py --push_to_hub=your-name/minilm-tweet-sentiment
-Check:  python recipes/train_and_push.py --smoke   (a tiny model; pushes to whatever HF_ENDPOINT says)
+Check:  python recipes/train_and_push.py --smoke   (a tiny model; pushes only when HF_ENDPOINT names a test hub)
 A saved folder can be pushed later without retraining: transferkit push out/tweet-sentiment your-name/repo
 """
 from tweets import test_tweets, train_tweets

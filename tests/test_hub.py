@@ -45,7 +45,7 @@ def _lfs_puts(hub) -> int:
     return sum(1 for method, path in hub.requests if method == "PUT")
 
 
-def test_push_uploads_the_saved_files_and_a_valid_card(hub, trained, tmp_path, monkeypatch, caplog):
+def test_push_uploads_the_saved_files_and_a_valid_card(hub, trained, tiny_models, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("HF_TOKEN", ALICE)
     result = trained("cnn")
     with caplog.at_level("DEBUG"):
@@ -57,7 +57,14 @@ def test_push_uploads_the_saved_files_and_a_valid_card(hub, trained, tmp_path, m
     remote = {k: v for k, v in hub.files("alice/trucks").items() if k != ".gitattributes"}  # the Hub's own file
     expected = {p.relative_to(local).as_posix(): p.read_bytes() for p in local.rglob("*") if p.is_file()}
     assert set(remote) == set(expected)
-    assert all(remote[name] == data for name, data in expected.items() if name != "README.md")
+    assert all(remote[name] == data for name, data in expected.items() if name not in ("README.md", "transferkit.json"))
+    # the run record goes up with local paths cut to their last component: nothing of this machine goes public
+    from transferkit.hub import public_record
+
+    assert json.loads(remote["transferkit.json"]) == public_record(json.loads(expected["transferkit.json"]))
+    assert json.loads(remote["transferkit.json"])["model"] == "cnn"
+    for data in remote.values():
+        assert str(tmp_path).encode() not in data and tiny_models["cnn"].encode() not in data
     assert "model.safetensors" in commit.lfs_uploaded
     card = remote["README.md"].decode()
     meta = yaml.safe_load(card.split("---\n")[1])
@@ -152,9 +159,15 @@ def test_plain_timm_transformers_and_peft_open_what_was_pushed(hub, trained, tin
     monkeypatch.setenv("HF_TOKEN", ALICE)
     cnn, bert, gpt2 = trained("cnn"), trained("bert"), trained("gpt2")
     cnn.push_to_hub("alice/cnn")
-    cnn.push_to_hub("alice/cnn-adapter", merge_lora=False)
     HfApi().create_repo("alice/cnn-base")
-    HfApi().upload_folder(repo_id="alice/cnn-base", folder_path=tiny_models["cnn"])  # the base, as on the Hub
+    HfApi().upload_folder(repo_id="alice/cnn-base", folder_path=tiny_models["cnn"])  # a base model on the Hub
+    from_hub = adapt("hf-hub:alice/cnn-base", toy_data("cnn", "single_label", 8), strategy="lora", **TRAIN)
+    from_hub.push_to_hub("alice/cnn-adapter", merge_lora=False)
+    assert json.loads(hub.files("alice/cnn-adapter")["adapter_config.json"])["base_model_name_or_path"] == \
+        "alice/cnn-base"
+    photos = [image for image, _ in toy_data("cnn", "single_label", 2, seed=5)]
+    np.testing.assert_allclose(load("hf-hub:alice/cnn-adapter").predict_proba(photos), from_hub.predict_proba(photos),
+                               atol=1e-5)  # transferkit rebuilds the base from the Hub and applies the adapter
     bert.push_to_hub("alice/bert")
     gpt2.push_to_hub("alice/gpt2")
     images = torch.rand(3, 3, 32, 32)
@@ -165,9 +178,9 @@ def test_plain_timm_transformers_and_peft_open_what_was_pushed(hub, trained, tin
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.split("RESULT", 1)[1])
     with torch.no_grad():
-        ours = cnn.model.eval()(images).numpy()
+        ours, adapted_from_hub = cnn.model.eval()(images).numpy(), from_hub.model.eval()(images).numpy()
     np.testing.assert_allclose(out["timm"], ours, atol=1e-5)
-    np.testing.assert_allclose(out["peft"], ours, atol=1e-4)
+    np.testing.assert_allclose(out["peft"], adapted_from_hub, atol=1e-4)
     assert out["timm_labels"] == cnn.labels
     for name, result in (("bert", bert), ("gpt2", gpt2)):
         theirs = np.array([[row[label] for label in result.labels] for row in out[name]])
@@ -190,3 +203,35 @@ def test_the_push_command_uploads_a_saved_folder(hub, trained, tmp_path, monkeyp
     assert main(["push", str(folder), "alice/cli"]) == 2
     err = capsys.readouterr().err
     assert "hf auth login" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_repush_leaves_exactly_the_new_folder(hub, trained, monkeypatch):
+    """Merged, then as an adapter: the old weights must go, or plain libraries would load the stale model."""
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    result = trained("cnn")
+    result.push_to_hub("alice/switch")
+    assert "model.safetensors" in hub.files("alice/switch")
+    with pytest.raises(TransferkitError, match="not on the Hub, so nobody could load it"):
+        result.push_to_hub("alice/switch", merge_lora=False)  # its base is a local folder
+    hub.add_files("alice/switch", {"notes.txt": b"left by hand"})
+    result.push_to_hub("alice/switch", commit_message="again")
+    assert "notes.txt" not in hub.files("alice/switch") and "model.safetensors" in hub.files("alice/switch")
+
+
+def test_private_is_kept_or_refused_never_ignored(hub, trained, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    result = trained("cnn")
+    result.push_to_hub("alice/secret", private=True)
+    from huggingface_hub import HfApi
+
+    assert HfApi().model_info("alice/secret", token=ALICE).private is True
+    result.push_to_hub("alice/open")
+    with pytest.raises(TransferkitError, match="already exists and is public; private=True cannot change that"):
+        result.push_to_hub("alice/open", private=True)
+
+
+def test_the_card_of_a_branch_says_so(hub, trained, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    trained("bert").push_to_hub("alice/branchy", revision="v2")
+    card = hub.files("alice/branchy", revision="v2")["README.md"].decode()
+    assert 'revision="v2"' in card and "`v2` branch" in card

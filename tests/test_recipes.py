@@ -69,6 +69,7 @@ def test_push_recipe_pushes_the_trained_model(monkeypatch, capsys):
 
     monkeypatch.setattr(transferkit.Adapted, "push_to_hub", fake)
     monkeypatch.setenv("HF_TOKEN", "hf_a_token")  # checked before training; the fake push never uses it
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # smoke pushes only to a hub other than huggingface.co
     monkeypatch.syspath_prepend(str(RECIPES))
     monkeypatch.setattr(sys, "argv", [str(RECIPES / "train_and_push.py"), "--smoke", "--push_to_hub=me/smoke"])
     runpy.run_path(str(RECIPES / "train_and_push.py"), run_name="__main__")
@@ -152,3 +153,12 @@ def test_toy_forms_read_back(form, multi, tmp_path):
     assert all(isinstance(y, list) for y in examples.raw_labels) == multi
     if form == "csv":
         assert examples.input_column == "review"
+
+
+def test_smoke_never_pushes_to_the_public_hub(monkeypatch, tmp_path, capsys):
+    """A tiny random model must not replace a real one: without a test hub in HF_ENDPOINT, smoke drops the push."""
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    settings = recipe.normalize({"model": "m", "data": "d.csv", "push_to_hub": "me/real-model", "private": True})
+    out = smoke.smoke_settings(settings, tmp_path)
+    assert "push_to_hub" not in out and "private" not in out
+    assert "not pushing to 'me/real-model'" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from . import storage
 from .config import RunConfig
 from .data import ExampleDataset, encode, make_loader, read_dataset
 from .errors import ConfigError, DataError, TransferkitError
+from .processes import on_main_process
 from .tasks import get_task
 from .training import collect_logits
 
@@ -147,7 +148,7 @@ class Adapted:
         ``datasets`` (Hub dataset ids) go into the card's metadata. Under ``accelerate launch`` or
         ``torchrun`` the main process writes and every process returns when the folder is complete.
         """
-        return _on_main_process(lambda: self._save(path, overwrite, merge_lora, license, datasets))
+        return on_main_process(lambda: self._save(path, overwrite, merge_lora, license, datasets))
 
     def _save(self, path: str | Path, overwrite: bool = False, merge_lora: bool = True, license: str | None = None,
               datasets: list[str] | str | None = None) -> Path:
@@ -175,14 +176,14 @@ class Adapted:
             raise TransferkitError(f"could not save to {str(target)!r} ({exc.strerror or exc}).{kept} "
                                    "Free some space or choose another folder.") from None
 
-    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
+    def push_to_hub(self, repo_id: str, private: bool | None = None, token: str | None = None,
                     commit_message: str | None = None, revision: str | None = None, merge_lora: bool = True,
                     license: str | None = None, datasets: list[str] | str | None = None) -> str:
         """Save to a temporary folder and upload it to the Hugging Face Hub in one commit; return its URL.
 
         The token comes from ``token=``, ``HF_TOKEN`` or ``hf auth login``, and is never written
         anywhere. The model card is rendered for ``repo_id``. See :mod:`transferkit.hub.upload`.
-        Under several processes only the main one uploads; all return its URL.
+        Under several processes call it on every process: the main one uploads, all return its URL.
         """
         import tempfile
 
@@ -196,35 +197,7 @@ class Adapted:
                 return push_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message,
                                    revision=revision)
 
-        return _on_main_process(push)
-
-
-def _on_main_process(fn):
-    """``fn()`` on the main process only; every process returns its result, or raises its error.
-
-    Under ``accelerate launch`` / ``torchrun`` every process runs the user's script, so without
-    this each would write the same folder, or push the same commit, at once.
-    """
-    from accelerate import PartialState
-
-    state = PartialState()
-    if state.num_processes == 1:
-        return fn()
-    from accelerate.utils import broadcast_object_list
-
-    box, error = [None], None
-    if state.is_main_process:
-        try:
-            box[0] = ("ok", fn())
-        except Exception as exc:  # every process must learn of it, or the others wait forever
-            box[0], error = ("error", f"{type(exc).__name__}: {exc}"), exc
-    broadcast_object_list(box)
-    if error is not None:
-        raise error
-    kind, value = box[0]
-    if kind == "error":
-        raise TransferkitError(f"the main process failed: {value}")
-    return value
+        return on_main_process(push)
 
 
 def _check_merge_option(merge_lora: Any, adapted: "Adapted") -> None:

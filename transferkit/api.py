@@ -14,6 +14,7 @@ import torch
 
 from . import __version__, storage
 from .adapted import Adapted
+from .processes import on_main_process
 from .backbones import resolve_backbone
 from .config import TASKS, RunConfig, TrainingConfig
 from .data import ExampleDataset, build_labels, check_classes, detect_task, encode, make_loader, read_dataset, stratified_split
@@ -128,15 +129,17 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
         scores = adapted.evaluate(test_dataset, name="the test set given to adapt()")
         logger.info("test_dataset: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-    if output_dir is not None:
-        from accelerate import PartialState
-
-        if run.result.is_main_process:
-            adapted._save(output_dir, overwrite=overwrite)  # this process only: the others wait below
-            if checkpointing is not None:
-                checkpointing.discard()
-        PartialState().wait_for_everyone()  # no rank returns before the folder is complete
+    if output_dir is not None:  # the main process writes; every rank returns once the folder is complete
+        on_main_process(lambda: _save_and_discard(adapted, output_dir, overwrite, checkpointing))
     return adapted
+
+
+def _save_and_discard(adapted: Adapted, output_dir: Path, overwrite: bool, checkpointing) -> Path:
+    """The saved model replaces the loop's checkpoint: the folder is whole, so the checkpoint has done its job."""
+    folder = adapted._save(output_dir, overwrite=overwrite)
+    if checkpointing is not None:
+        checkpointing.discard()
+    return folder
 
 
 def _threshold(task, result) -> float | None:

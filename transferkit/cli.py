@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- adapt / compare ---------------------------------------------------------------------------------------------
 FLAG_SETTINGS = ("model", "data", "eval_data", "test_data", "output_dir", "overwrite", "resume", "push_to_hub",
-                 "private", "revision", "commit_message", "license", "datasets", "task", "epochs", "max_steps", "batch_size",
-                 "learning_rate", "seed", "mixed_precision", "max_length", "image_size", "input_column",
+                 "private", "revision", "commit_message", "license", "datasets", "task", "epochs", "max_steps",
+                 "batch_size", "learning_rate", "seed", "mixed_precision", "max_length", "image_size", "input_column",
                  "label_column", "compare", "auto_budget")
 
 
@@ -124,10 +124,12 @@ def cmd_evaluate(args: Namespace) -> int:
 def cmd_predict(args: Namespace) -> int:
     from . import load
 
-    modality = _modality(args.model_dir) or load(args.model_dir).config.modality  # load() names a bad folder's fault
-    inputs = read_inputs(args.inputs, modality)  # a wrong input fails before the model loads
+    modality = _modality(args.model_dir)
+    model = None if modality else load(args.model_dir)  # a Hub id, or a bad folder whose fault load() names
+    inputs = read_inputs(args.inputs, modality or model.config.modality)  # a wrong input fails before loading
+    model = model or load(args.model_dir)
     records = []
-    for text, prediction in zip(inputs, load(args.model_dir).predict(inputs, batch_size=args.batch_size)):
+    for text, prediction in zip(inputs, model.predict(inputs, batch_size=args.batch_size)):
         if isinstance(prediction, dict):
             records.append({"input": text, "label": prediction["label"], "score": prediction["score"]})
         else:  # multi-label: every label above the threshold
@@ -224,7 +226,7 @@ def cmd_push(args: Namespace) -> int:
     options = {k: getattr(args, k) for k in ("revision", "commit_message", "license", "datasets")
                if getattr(args, k) is not None}
     with hub_errors(args.repo_id):
-        url = transferkit.push_to_hub(args.model_dir, args.repo_id, private=bool(args.private), **options)
+        url = transferkit.push_to_hub(args.model_dir, args.repo_id, private=args.private, **options)
     print(url)
     return 0
 

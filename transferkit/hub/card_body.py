@@ -26,9 +26,9 @@ def _pct(value: Any) -> str:
     return f"{100 * float(value):.1f}%" if isinstance(value, (int, float)) else "—"
 
 
-def body(record: dict[str, Any], repo_id: str, model_name: str) -> str:
+def body(record: dict[str, Any], repo_id: str, model_name: str, revision: str | None = None) -> str:
     sections = [_intro(record, model_name), _how(record), _data(record), _evaluation(record), _comparison(record),
-                _usage(record, repo_id), _limitations(record), _environment(record)]
+                _usage(record, repo_id, revision), _limitations(record), _environment(record)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
@@ -132,12 +132,15 @@ def _comparison(record: dict[str, Any]) -> str:
             f"{comparison['table']}\n\n**Verdict:** {comparison['verdict']}" + (f"\n\n{images}" if images else ""))
 
 
-def _usage(record: dict[str, Any], repo_id: str) -> str:
+def _usage(record: dict[str, Any], repo_id: str, revision: str | None = None) -> str:
     example = "Image.open('photo.jpg')" if record["modality"] == "image" else "'an example text'"
     imports = "import transferkit\nfrom PIL import Image\n" if record["modality"] == "image" else "import transferkit\n"
     ours = (f"```python\n{imports}model = transferkit.load(\"hf-hub:{repo_id}\")\n"
             f"print(model.predict([{example}]))\n```")
-    return f"## How to use\n\nWith transferkit:\n\n{ours}\n\n{_plain_usage(record, repo_id)}"
+    branch = (f"\n\nThis model is on the `{revision}` branch: add `revision=\"{revision}\"` to the calls below "
+              "(`transferkit.load`, `pipeline`, `from_pretrained`), or they read `main`."
+              if revision not in (None, "main") else "")
+    return f"## How to use{branch}\n\nWith transferkit:\n\n{ours}\n\n{_plain_usage(record, repo_id)}"
 
 
 def _plain_usage(record: dict[str, Any], repo_id: str) -> str:

@@ -63,13 +63,14 @@ def _explain(exc: Exception, api, token: str, repo_id: str) -> TransferkitError:
     from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
+    reason = getattr(exc, "server_message", None) or (str(exc).splitlines() or [""])[0]
     if status == 401:
         return TransferkitError(f"the Hugging Face Hub refused the token (401 Unauthorized) while uploading to "
                                 f"{repo_id!r}: it is invalid or expired. {LOGIN_HELP}")
     if status == 403:
         user = _whoami(api, token)
-        name = repo_id.split("/", 1)[1]
-        mine = f" Push to '{user}/{name}' instead, or" if user else ""
+        owner, name = repo_id.split("/", 1)
+        mine = f" Push to '{user}/{name}' instead, or" if user and user != owner else ""
         return TransferkitError(f"you may not write to {repo_id!r} (403 Forbidden): the name belongs to another owner "
                                 f"or your token is read-only.{mine} ask the owner for write access, or log in with "
                                 f"a write token. {LOGIN_HELP}")
@@ -77,8 +78,7 @@ def _explain(exc: Exception, api, token: str, repo_id: str) -> TransferkitError:
         return TransferkitError(f"{repo_id!r} has no revision as asked ({str(exc).splitlines()[0][:160]}). "
                                 "Give an existing branch, or leave revision=None for 'main'.")
     if isinstance(exc, HfHubHTTPError):
-        return TransferkitError(f"the Hub refused the upload to {repo_id!r} (HTTP {status}): "
-                                f"{str(exc).splitlines()[0][:200]}")
+        return TransferkitError(f"the Hub refused the upload to {repo_id!r} (HTTP {status}): {reason[:300]}")
     return TransferkitError(f"could not reach the Hugging Face Hub to upload {repo_id!r} ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:200]}). Check the network connection and try again.")
 
@@ -94,27 +94,36 @@ def check_folder(folder: str | Path) -> Path:
     return path
 
 
-def _operations(folder: Path, readme: str | None) -> list:
-    """One addition per file of the folder (hidden files and caches left out), the card given as text.
+def _operations(folder: Path, generated: dict[str, bytes], remote: list[str]) -> list:
+    """The commit: every file of the folder (hidden files and caches left out), the ``generated`` files
+    given as bytes in place of the folder's own, and the deletion of every other file the revision holds.
 
-    This is what ``upload_folder`` builds; building it here lets the card carry the repository's
-    name without rewriting the user's folder. The client still hashes every file first and drops
-    those the repository already holds unchanged.
+    This is what ``upload_folder(delete_patterns="*")`` builds; building it here lets the card and the
+    run record be written for the repository without rewriting the user's folder. Without the
+    deletions, a model pushed merged and then as an adapter (or the reverse) would leave both sets of
+    weights in the repository, and plain libraries would load the stale one. The client still hashes
+    every file first and uploads none the repository holds unchanged.
     """
-    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not any(
         part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts))
-    ops = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
-           for p in files if not (readme is not None and p.relative_to(folder).as_posix() == "README.md")]
-    if readme is not None:
-        ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode()))
-    return ops
+    ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+           for name in files if name not in generated]
+    ops += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in generated.items()]
+    kept = set(files) | set(generated) | {".gitattributes"}
+    return ops + [CommitOperationDelete(path_in_repo=name) for name in remote if name not in kept]
 
 
-def upload(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
-           commit_message: str | None = None, revision: str | None = None, readme: str | None = None) -> str:
-    """Upload ``folder`` (with ``readme`` as its README.md) to ``repo_id`` in one commit; return its URL."""
+def upload(folder: str | Path, repo_id: str, *, private: bool | None = None, token: str | None = None,
+           commit_message: str | None = None, revision: str | None = None,
+           generated: dict[str, bytes] | None = None) -> str:
+    """Make the revision of ``repo_id`` hold exactly ``folder`` (``generated`` files in place of the folder's own),
+    in one commit; return the commit's URL.
+
+    ``private=None`` leaves the visibility to the Hub (your organisation's default, or public);
+    ``private=True`` on a repository that exists and is public is refused, never silently ignored.
+    """
     from huggingface_hub import HfApi
 
     path = check_folder(folder)
@@ -123,10 +132,22 @@ def upload(folder: str | Path, repo_id: str, *, private: bool = False, token: st
     api = HfApi(token=token, library_name="transferkit", library_version=_version())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if private and not api.repo_info(repo_id).private:
+            raise TransferkitError(f"{repo_id!r} already exists and is public; private=True cannot change that. Make "
+                                   f"it private in its settings on the Hub, or push to a new name.")
         if revision not in (None, "main"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.create_commit(repo_id=repo_id, operations=_operations(path, readme), revision=revision,
+        remote = api.list_repo_files(repo_id, revision=revision)
+        info = api.create_commit(repo_id=repo_id, operations=_operations(path, generated or {}, remote),
+                                 revision=revision,
                                  commit_message=commit_message or f"Upload model trained with transferkit {_version()}")
+    except TransferkitError:
+        raise
+    except OSError as exc:
+        if type(exc).__module__.startswith(("huggingface_hub", "httpx", "requests")):
+            raise _explain(exc, api, token, repo_id) from None
+        raise TransferkitError(f"could not read {exc.filename or str(path)!r} while uploading ({exc.strerror or exc}); "
+                               "the saved folder changed or is unreadable: save the model again.") from None
     except Exception as exc:
         raise _explain(exc, api, token, repo_id) from None
     url = getattr(info, "commit_url", None) or str(info)
