@@ -200,3 +200,11 @@ def test_card_names_a_packaged_or_odd_source_with_a_valid_repository_name(traine
     assert "# efficientnet_lite0-transferkit" in card and "your-name/efficientnet_lite0-transferkit" in card
     assert default_name("hf-hub:timm/resnet18.a1_in1k") == "resnet18.a1_in1k-transferkit"
     assert default_name("/home/x/my model/") == "my-model-transferkit"
+
+
+@pytest.mark.parametrize("license", ["Apache 2.0", "MIT", "apache 2", ""])
+def test_license_must_be_a_hub_id(trained, license, tmp_path):
+    result, _, _ = trained("cnn")
+    with pytest.raises(TransferkitError, match="licence id such as 'apache-2.0'"):
+        result.save(tmp_path / "x", license=license)
+    assert not (tmp_path / "x").exists()

@@ -102,6 +102,8 @@ BAD = {
     "unknown flag": (["list-models", "--bad"], "transferkit list-models --help"),
     "compare missing data": (["compare", "{bert}", "nope.csv"], "does not exist"),
     "abbreviated option": (["adapt", "{bert}", "{csv}", "--epoch", "1"], "unrecognized arguments: --epoch"),
+    "licence as free text": (["adapt", "{bert}", "{csv}", "--push-to-hub", "me/x", "--license", "Apache 2.0"],
+                             "licence id such as 'apache-2.0'"),
 }
 
 

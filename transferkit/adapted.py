@@ -125,11 +125,11 @@ class Adapted:
     def record(self, merge_lora: bool = True, license: str | None = None,
                datasets: list[str] | str | None = None) -> dict[str, Any]:
         """What ``transferkit.json`` holds: the run configuration and everything the model card reports."""
-        from .hub.card import check_datasets
+        from .hub.card import check_datasets, check_license
 
         card = dict(self._card_options)
         if license is not None:
-            card["license"] = license
+            card["license"] = check_license(license)
         if datasets is not None:
             card["datasets"] = check_datasets(datasets)
         return self.config.to_dict() | {"history": self.history, "evaluations": self.evaluations,

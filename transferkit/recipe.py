@@ -129,7 +129,11 @@ def to_plan(settings: Mapping[str, Any]) -> Plan:
     if repo is not None:
         from .hub import check_repo_id, check_token
 
-        repo = check_repo_id(repo)  # a bad name or no login fails now, not after training
+        from .hub.card import check_datasets, check_license
+
+        repo = check_repo_id(repo)  # a bad name, card option or no login fails now, not after training
+        check_license(push_options.get("license"))
+        check_datasets(push_options.get("datasets"))
         check_token(None)
     _check_inputs(s)
     model, data, test = s.pop("model"), s.pop("data"), s.pop("test_data", None)

@@ -26,12 +26,13 @@ def push_to_hub(folder: str | Path, repo_id: str, *, private: bool | None = None
     call it on every process: the main one uploads.
     """
     from ..processes import on_main_process
-    from .card import check_datasets, render
+    from .card import check_datasets, check_license, render
 
     path = check_folder(folder)
     repo_id = check_repo_id(repo_id)
     record = public_record(read_record(path))
-    card = render(record, repo_id, license=license, datasets=check_datasets(datasets), revision=revision)
+    card = render(record, repo_id, license=check_license(license), datasets=check_datasets(datasets),
+                  revision=revision)
     generated = {"README.md": str(card).encode(), MARKER: (json.dumps(record, indent=2) + "\n").encode()}
     return on_main_process(lambda: upload(path, repo_id, private=private, token=token, commit_message=commit_message,
                                           revision=revision, generated=generated))

@@ -44,6 +44,22 @@ def check_datasets(datasets: list[str] | str | None) -> list[str] | None:
     return values
 
 
+def check_license(license: str | None) -> str | None:
+    """A Hub licence id ('apache-2.0', 'mit', 'cc-by-4.0', 'other'): the Hub refuses a card with free text there,
+    and it would refuse it at push time, after the training."""
+    import re
+
+    if license is None:
+        return None
+    if not isinstance(license, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", license):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"license= takes a Hugging Face licence id such as 'apache-2.0', 'mit', 'cc-by-4.0' or "
+                          f"'other', got {license!r} (lower case, no spaces; the list is at "
+                          "https://huggingface.co/docs/hub/repositories-licenses).")
+    return license
+
+
 def base_model_id(source: str, resolved: dict[str, Any]) -> str | None:
     """The Hub id the model was adapted from, or None (a local folder, a held module, a packaged copy)."""
     if resolved.get("base_model"):
