@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from launch import write_report
 
 N_EXAMPLES, BATCH, EPOCHS = 32, 4, 2
 
@@ -177,12 +177,7 @@ def main() -> None:
     report["env"] = {k: v for k, v in os.environ.items() if k.startswith(("ACCELERATE_", "FSDP_"))}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"rank{report['env_rank']}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.rename(path)  # a rank file is either complete or absent
-    sys.stdout.flush()
-    sys.stderr.flush()
+    write_report(out, report)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     os._exit(0)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import sys
 from pathlib import Path
 
 import torch
+
+from launch import write_report
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -127,12 +127,7 @@ def main() -> None:
         "n_validation": len(validation),
         "saved_to": str(saved),
     }
-    path = out / f"rank{report['env_rank']}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.rename(path)  # a rank file is either complete or absent
-    sys.stdout.flush()
-    sys.stderr.flush()
+    write_report(out, report)
     if initialized:
         dist.destroy_process_group()
     os._exit(0)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from launch import run_group
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "accelerate"
@@ -215,16 +216,7 @@ def test_multi_node_second_machine_changes_only_its_rank(monkeypatch):
 def _launch(config: str, *argv: str, timeout: int = TIMEOUT_S, **env_extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", _path(config), *argv]
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", **env_extra)
-    # Own session, so a hung run is ended with its processes, not just the launcher.
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"accelerate launch did not finish in {timeout}s; stderr tail:\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return run_group(cmd, env, timeout, "accelerate launch", cwd=ROOT)
 
 
 def _ranks(run: subprocess.CompletedProcess, out: Path, world: int) -> list[dict]:

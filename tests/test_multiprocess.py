@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from launch import run_group
 
 from multiprocess_script import toy_data, weights_hash
 from transferkit import load
@@ -40,16 +41,7 @@ def _launch(model: str, out: Path, strategy: str, *extra: str) -> subprocess.Com
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            str(SCRIPT), "--model", model, "--out", str(out), "--strategy", strategy, *extra]
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    # Own session, so a hung run is ended with its ranks, not just the launcher.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"torchrun did not finish in {TIMEOUT_S}s; stderr tail:\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return run_group(cmd, env, TIMEOUT_S, "torchrun")
 
 
 def _without_timing(history: list[dict]) -> list[dict]:
