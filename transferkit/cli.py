@@ -221,12 +221,9 @@ def _clip(text: str, width: int = 60) -> str:
 def cmd_push(args: Namespace) -> int:
     import transferkit  # looked up at call time: the tests replace transferkit.push_to_hub
 
-    from .recipe import hub_errors
-
     options = {k: getattr(args, k) for k in ("revision", "commit_message", "license", "datasets")
                if getattr(args, k) is not None}
-    with hub_errors(args.repo_id):
-        url = transferkit.push_to_hub(args.model_dir, args.repo_id, private=args.private, **options)
+    url = transferkit.push_to_hub(args.model_dir, args.repo_id, private=args.private, **options)
     print(url)
     return 0
 

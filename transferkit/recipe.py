@@ -20,10 +20,9 @@ import dataclasses
 import json
 import re
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError, TransferkitError, did_you_mean
 
@@ -205,9 +204,7 @@ def execute(plan: Plan) -> Outcome:
     pushed = None
     if plan.push:
         options = dict(plan.push)
-        repo_id = options.pop("repo_id")
-        with hub_errors(repo_id):
-            pushed = result.push_to_hub(repo_id, **options)
+        pushed = result.push_to_hub(options.pop("repo_id"), **options)  # Hub errors arrive as TransferkitError
     if not main:
         return Outcome(result, main_process=False)
     out = plan.options.get("output_dir")
@@ -219,22 +216,6 @@ def _main_process() -> bool:
     from accelerate import PartialState
 
     return PartialState().is_main_process
-
-
-@contextmanager
-def hub_errors(repo_id: str) -> Iterator[None]:
-    """Hub and network failures as a one-line TransferkitError naming the usual fixes, instead of a traceback."""
-    try:
-        yield
-    except TransferkitError:
-        raise
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] not in ("huggingface_hub", "httpx", "requests", "urllib3"):
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise TransferkitError(f"pushing to {repo_id!r} failed ({type(exc).__name__}: {first}). Check the repo id, "
-                               "that you are logged in (`hf auth login` or HF_TOKEN) with write access, and the "
-                               "network (HF_ENDPOINT if you use a private hub).") from None
 
 
 # --- reading settings ----------------------------------------------------------------------------------------------
