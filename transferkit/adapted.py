@@ -18,11 +18,10 @@ import torch
 
 from . import storage
 from .config import RunConfig
-from .data import ExampleDataset, encode, make_loader, read_dataset
+from .data import ExampleDataset, make_loader
 from .errors import ConfigError, DataError, TransferkitError
 from .processes import on_main_process
 from .tasks import get_task
-from .training import collect_logits
 
 CONFIG_NAME = storage.MARKER
 logger = logging.getLogger("transferkit")
@@ -37,7 +36,7 @@ class Adapted:
     """A backbone adapted to a new task. ``model`` is a plain ``torch.nn.Module`` (new head included)."""
 
     def __init__(self, backbone, config: RunConfig, history: list[dict[str, Any]] | None = None,
-                 record: dict[str, Any] | None = None):
+                 record: dict[str, Any] | None = None, base: Any = None):
         self.backbone = backbone
         self.config = config
         self.history = list(history or [])
@@ -48,6 +47,7 @@ class Adapted:
         self._saved_comparison = record.get("comparison")
         self._card_options = dict(record.get("card") or {})
         self._task = get_task(config.task)
+        self._base_source, self._base = base, None  # what base_model() loads: the module given to adapt(), or None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -72,54 +72,99 @@ class Adapted:
                 f"strategy={self.config.strategy.get('name')!r}, labels={self.labels[:6]}{'...' if len(self.labels) > 6 else ''}, "
                 f"last_epoch={shown})")
 
-    # --- inference -------------------------------------------------------------------------------
-    def _examples(self, inputs: Any, require_labels: bool):
-        if not require_labels and (isinstance(inputs, (str, Path)) and not Path(str(inputs)).is_dir()
-                                   and not str(inputs).lower().endswith((".csv", ".jsonl", ".json"))
-                                   or type(inputs).__module__.startswith("PIL")
-                                   or isinstance(inputs, np.ndarray) and _one_image(inputs)):
+    # --- inference -------------------------------------------------------------------------------------
+    def _examples(self, inputs: Any, require_labels: bool, predicting: bool = False):
+        if predicting and (isinstance(inputs, (str, Path)) and not Path(str(inputs)).is_dir()
+                           and not str(inputs).lower().endswith((".csv", ".jsonl", ".json"))
+                           or type(inputs).__module__.startswith("PIL")
+                           or isinstance(inputs, np.ndarray) and _one_image(inputs)):
             inputs = [inputs]  # one input, not a dataset
         if isinstance(inputs, np.ndarray) and inputs.ndim in (3, 4):
             inputs = list(inputs)  # a stack of images, e.g. (N, H, W) digits
-        ex = read_dataset(inputs, self.config.input_column, self.config.label_column, require_labels=require_labels)
+        ex = self._task.read(inputs, self.config.input_column, self.config.label_column, require_labels=require_labels)
         if ex.modality != self.backbone.modality:
             raise DataError(f"this model takes {self.backbone.modality} inputs, got {ex.modality} ({type(ex.inputs[0]).__name__}).")
         return ex
 
-    def _logits(self, inputs, y, modality: str, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _outputs(self, inputs, y, modality: str, batch_size: int):
+        """The task's outputs on ``inputs`` (and the loader, for a reference model to run on the same batches)."""
+        from .training import collect
+
         loader = make_loader(ExampleDataset(inputs, y, modality), self.backbone.preprocess, self._task,
                              batch_size=batch_size, training=False)
         device = next(self.model.parameters()).device
-        return collect_logits(self.backbone.family.logits, self.model, loader, device=device)
+        return collect(self.backbone.family.logits, self.model, loader, self._task, device=device), loader
 
     def predict_proba(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
-        """Probabilities, shape (n_inputs, n_labels), columns in ``labels`` order."""
+        """Probabilities, shape (n_inputs, n_labels), columns in ``labels`` order (classification)."""
         _check_batch_size(batch_size)
-        ex = self._examples(inputs, require_labels=False)
-        logits, _ = self._logits(ex.inputs, None, ex.modality, batch_size)
+        if not hasattr(self._task, "probabilities"):
+            raise ConfigError(f"predict_proba() gives a classifier's class probabilities; this is a {self.task!r} "
+                              "model: use predict().")
+        ex = self._examples(inputs, require_labels=False, predicting=True)
+        (logits, _), _ = self._outputs(ex.inputs, None, ex.modality, batch_size)
         return self._task.probabilities(torch.from_numpy(logits)).numpy()
 
     def predict(self, inputs: Any, batch_size: int = 32) -> list[Any]:
-        """One prediction per input: ``{"label", "score"}``; for multi-label, the list of labels above the threshold."""
-        return self._task.decode(self.predict_proba(inputs, batch_size), self.labels, self.threshold)
+        """One prediction per input: ``{"label", "score"}``; for multi-label, the labels above the threshold;
+        for token classification, the entities of each text (``{"entity_group", "word", "start", "end", "score"}``)."""
+        _check_batch_size(batch_size)
+        self._task.check_predict()
+        ex = self._examples(inputs, require_labels=False, predicting=True)
+        outputs, _ = self._outputs(ex.inputs, None, ex.modality, batch_size)
+        return self._task.decode(outputs, self.labels, self.threshold, ex.inputs)
 
     def evaluate(self, dataset: Any, batch_size: int = 32, name: str = "held-out test set") -> dict[str, float]:
-        """Metrics on a labelled dataset (any form ``adapt`` takes) plus its mean ``loss``.
+        """The task's metrics on a dataset (any form ``adapt`` takes), with its mean ``loss``.
 
-        The scores, with per-class precision / recall / F1, are also kept (``evaluations``) for
-        the model card that ``save`` and ``push_to_hub`` write; ``name`` is how the card calls the data.
+        Classification: accuracy / F1; token classification: entity F1, precision, recall and word
+        accuracy; causal LM: perplexity and the unadapted model's ``base_perplexity``. The scores,
+        with per-class (per-entity-type) ones, are also kept (``evaluations``) for the model card
+        that ``save`` and ``push_to_hub`` write; ``name`` is how the card calls the data.
         """
         _check_batch_size(batch_size)
-        ex = self._examples(dataset, require_labels=True)
-        y = encode(ex.raw_labels, self.labels, self.task, what="eval set")
-        logits, y = self._logits(ex.inputs, y, ex.modality, batch_size)
-        probs = self._task.probabilities(torch.from_numpy(logits)).numpy()
-        metrics = self._task.metrics(probs, y, self.threshold)
-        metrics["loss"] = float(self._task.loss(torch.from_numpy(logits), self._task.targets(y)))
+        task = self._task
+        ex = self._examples(dataset, require_labels=task.needs_labels)
+        y = task.encode(ex, self.labels, what="eval set")
+        inputs, y = task.prepare(ex.inputs, y, self.backbone.preprocess, "eval set", training=False)
+        outputs, loader = self._outputs(inputs, y, ex.modality, batch_size)
+        metrics = task.score(outputs, self.threshold, self.labels)
+        metrics.update(task.reference_scores(self, loader))
         self.evaluations = self.evaluations[-4:] + [{
-            "name": str(name), "split": "test", "n": int(len(y)), "metrics": dict(metrics),
-            "per_class": self._task.per_class(probs, y, self.labels, self.threshold)}]
+            "name": str(name), "split": "test", "n": int(len(inputs)), "metrics": dict(metrics),
+            "per_class": task.per_class(outputs, self.labels, self.threshold)}]
         return metrics
+
+    def generate(self, prompt: str | list[str], max_new_tokens: int = 50, **generation_kwargs: Any) -> str | list[str]:
+        """Continue ``prompt`` (a causal LM): the new text only, a string per prompt. ``generation_kwargs`` go to
+        transformers' ``generate`` (``do_sample=True, top_p=0.9, temperature=0.7``, ...); the default is greedy."""
+        single = isinstance(prompt, str)
+        prompts = [prompt] if single else list(prompt) if isinstance(prompt, (list, tuple)) else None
+        if not prompts or not all(isinstance(p, str) and p for p in prompts):
+            raise ConfigError(f"generate() takes a prompt string or a non-empty list of them, got {prompt!r}.")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
+        out = self._task.generate(self.backbone, prompts, max_new_tokens, **generation_kwargs)
+        return out[0] if single else out
+
+    def base_model(self) -> torch.nn.Module | None:
+        """The pretrained model before adaptation, loaded again from its source on first use (a causal LM's
+        ``base_perplexity``); None, with a warning, where the source cannot be loaded again."""
+        if self._base is None:
+            from .backbones import resolve_family
+
+            source = self._base_source if self._base_source is not None else self.config.model
+            options = {"max_length": self.config.training.max_length, "tokenizer": self.backbone.preprocess.tokenizer,
+                       "augment": False}
+            try:
+                family, loadable = resolve_family(source)
+                built = family.build(loadable, self.labels, self._task, options)
+            except TransferkitError as exc:
+                logger.warning("base_perplexity left out: the base model %r cannot be loaded again (%s)",
+                               _shown(source), str(exc)[:200])
+                return None
+            self._base = built.model.to(next(self.model.parameters()).device).eval()
+        return self._base
 
     # --- persistence -----------------------------------------------------------------------------
     def record(self, merge_lora: bool = True, license: str | None = None,
@@ -210,6 +255,10 @@ def _check_merge_option(merge_lora: Any, adapted: "Adapted") -> None:
         raise ConfigError(f"merge_lora=False keeps a LoRA adapter apart from its base, but {why}. Drop merge_lora.")
 
 
+def _shown(source: Any) -> str:
+    return type(source).__name__ if isinstance(source, torch.nn.Module) else str(source)
+
+
 def _check_batch_size(batch_size: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
@@ -218,6 +267,8 @@ def _check_batch_size(batch_size: Any) -> None:
 def _check_labels(config: RunConfig, backbone, folder: Path) -> None:
     """transferkit.json's labels must fit the weights: one per output, in the order the model's own config gives."""
     labels = config.labels
+    if labels == [] and not get_task(config.task).min_labels:  # a causal LM: no labels, its LM head kept
+        return
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise TransferkitError(f"{str(folder / CONFIG_NAME)!r}: 'labels' must be a list of names, got {labels!r}. "
                                "The file was edited or damaged: save the model again.")
@@ -280,7 +331,7 @@ def load(path: str | Path, revision: str | None = None, token: str | None = None
 
             backbone = load_adapter(folder, config, options)
         else:
-            backbone = get_family(config.family).load(folder.resolve(), options)
+            backbone = get_family(config.family).load(folder.resolve(), options, get_task(config.task))
     except TransferkitError:
         raise
     except Exception as exc:  # safetensors, json, torch, timm, transformers: all mean a damaged or partial folder

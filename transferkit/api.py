@@ -16,18 +16,15 @@ from . import __version__, storage
 from .adapted import Adapted
 from .processes import on_main_process
 from .backbones import resolve_backbone
-from .config import TASKS, RunConfig, TrainingConfig
-from .data import ExampleDataset, build_labels, check_classes, detect_task, encode, make_loader, read_dataset, stratified_split
+from .config import RunConfig, TrainingConfig
+from .data import ExampleDataset, make_loader
 from .errors import ConfigError, DataError, did_you_mean
 from . import runner
 from .strategies import Auto, Strategy, strategy_from
-from .tasks import get_task
+from .tasks import Task, get_task, read_for
 from .training import check_precision
-from .training.schedule import MIN_VALIDATION_PER_CLASS
 
 logger = logging.getLogger("transferkit")
-TASK_ALIASES = {"single-label": "single_label", "multi-label": "multi_label", "multilabel": "multi_label",
-                "classification": "single_label"}
 
 
 def _training_config(options: dict[str, Any]) -> TrainingConfig:
@@ -104,7 +101,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     chosen = strategy_from(strategy)  # validate before any slow loading
     _check_tokenizer(tokenizer)
     check_precision(cfg)
-    data = _read_data(train, eval_dataset, task, input_column, label_column, cfg)
+    data = _read_data(train, eval_dataset, get_task(task) if task is not None else None, input_column, label_column)
     chosen.check(data.task, data.examples.modality)
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
@@ -112,20 +109,20 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     set_seed(cfg.seed)  # the new head's initialisation depends on the seed alone
     backbone = resolve_backbone(model, data.labels, data.task, options)
     _check_modality(model, backbone, data)
-    task_obj = get_task(data.task)
-    loaders = _Loaders(data, backbone, task_obj, cfg)
+    _split(data, backbone, cfg)
+    loaders = _Loaders(data, backbone, data.task, cfg)
     checkpointing = _checkpointing(output_dir, resume, cfg, model, chosen, data)
     started = time.perf_counter()
-    run = runner.train(chosen, backbone, task_obj, loaders, data, cfg, checkpointing)
+    run = runner.train(chosen, backbone, data.task, loaders, data, cfg, checkpointing)
     run.strategy.finalize(backbone)
     config = RunConfig(
         model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality,
-        task=data.task, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
+        task=data.task.name, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
         input_column=data.examples.input_column, label_column=data.examples.label_column,
-        threshold=_threshold(task_obj, run.result), transferkit_version=__version__,
+        threshold=_threshold(data.task, run.result), transferkit_version=__version__,
         resolved=run.resolved(backbone, data) | _max_length(backbone)
         | _run_facts(data, cfg, time.perf_counter() - started, run.result.probe is not None))
-    adapted = Adapted(backbone, config, run.result.history)
+    adapted = Adapted(backbone, config, run.result.history, base=_base_source(model, loaders))
     if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
         scores = adapted.evaluate(test_dataset, name="the test set given to adapt()")
         logger.info("test_dataset: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
@@ -146,8 +143,8 @@ def _threshold(task, result) -> float | None:
     """Multi-label: the decision threshold tuned on the validation split (0.5 without one)."""
     if not task.multi_label:
         return None
-    tuned = result.val_probs is not None
-    threshold = task.tune_threshold(result.val_probs, result.val_y) if tuned else 0.5
+    tuned = result.val_outputs is not None
+    threshold = task.tune_threshold(result.val_outputs) if tuned else 0.5
     logger.info("multi-label threshold: %.2f (%s)", threshold,
                 "tuned on the validation split" if tuned else "default, no validation split")
     return threshold
@@ -169,18 +166,15 @@ def _run_facts(data: "_Data", cfg: TrainingConfig, seconds: float, probe: bool) 
     from .evidence.compare import environment
     from .training.loop import precision
 
-    def counts(y: np.ndarray | None) -> dict[str, int]:
-        if y is None or len(y) == 0:
-            return {}
-        per = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=len(data.labels))
-        return {label: int(n) for label, n in zip(data.labels, per)}
-
     carved = data.carved is not None
-    train = data.y if probe and carved else data.y[data.train_idx]
-    validation = None if probe and carved else data.val_y
+    everything = probe and carved  # the probe's head was refitted on every example
+    train_idx = np.arange(data.n) if everything else data.train_idx
+    train = None if data.y is None else data.y[train_idx]
+    validation = None if everything else data.val_y
     state = PartialState()
-    return {"data": {"train": counts(train), "validation": counts(validation), "n_train": int(len(train)),
-                     "n_validation": 0 if validation is None else int(len(validation))},
+    return {"data": {"train": data.task.counts(train, data.labels), "n_train": int(len(train_idx)),
+                     "validation": data.task.counts(validation, data.labels),
+                     "n_validation": 0 if everything else data.n_validation},
             "train_seconds": round(seconds, 2), "device": str(state.device), "num_processes": state.num_processes,
             "mixed_precision": precision(cfg),
             "environment": environment()}
@@ -194,7 +188,7 @@ def _checkpointing(output_dir: Path | None, resume: bool, cfg: TrainingConfig, m
 
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress_bar", "num_workers", "save_every")}
     fingerprint = {"model": _describe_source(model), "strategy": strategy.to_dict(), "labels": data.labels,
-                   "n_train": int(len(data.train_idx)), "targets": int(np.asarray(data.y).sum() * 7919 % 2**31),
+                   "n_train": int(len(data.train_idx)), "targets": _digest(data.y),
                    "training": json.loads(json.dumps(options, default=str))}
     return Checkpointing(checkpoint_folder(output_dir), cfg.save_every, bool(resume), fingerprint, output_dir)
 
@@ -221,51 +215,82 @@ def _with_budget(strategy: Any, auto_budget: Any) -> Any:
 
 @dataclass
 class _Data:
-    """The training examples, encoded, with the validation set and whether it may steer training."""
+    """The training examples, encoded by their task, with the validation set and whether it may steer training."""
 
     examples: Any
-    task: str
+    task: Task
     labels: list[str]
-    y: np.ndarray
-    train_idx: np.ndarray
-    val_inputs: list | None
-    val_y: np.ndarray | None
-    validation_ok: bool  # enough examples of every class to early-stop on and to pick a best epoch from
+    y: Any  # what the task encoded: class ids, multi-hot rows, tag-id lists, or None (causal LM)
+    train_idx: np.ndarray | None = None
+    val_inputs: list | None = None
+    val_y: Any = None
+    validation_ok: bool = False  # enough validation examples to early-stop on and to pick a best epoch from
     carved: np.ndarray | None = None  # the indices carved off as validation (they return for the probe)
+    eval_examples: Any = None  # the user's eval_dataset, read
+
+    @property
+    def n(self) -> int:
+        return len(self.examples.inputs)
+
+    @property
+    def n_validation(self) -> int:
+        return 0 if self.val_inputs is None else len(self.val_inputs)
 
 
-def _read_data(train, eval_dataset, task, input_column, label_column, cfg: TrainingConfig) -> _Data:
-    ex = read_dataset(train, input_column, label_column)
-    task = TASK_ALIASES.get(task, task) if task else detect_task(ex.raw_labels)
-    if task not in TASKS:
-        raise ConfigError(f"task must be one of {TASKS}, got {task!r}.{did_you_mean(str(task), TASKS)}")
-    labels = build_labels(ex.raw_labels, task, ex.label_names)
-    y = encode(ex.raw_labels, labels, task, what="training set")
-    check_classes(y, labels, task)
-    data = _Data(ex, task, labels, y, np.arange(len(y)), None, None, False)
+def _read_data(train, eval_dataset, task: Task | None, input_column, label_column) -> _Data:
+    """Read and encode the training (and eval) examples: every data error surfaces before a model loads."""
+    task, ex = read_for(train, task, input_column, label_column)
+    labels = task.build_labels(ex)
+    y = task.encode(ex, labels, what="training set")
+    task.check(y, labels)
+    data = _Data(ex, task, labels, y)
     if eval_dataset is not None:
-        ev = read_dataset(eval_dataset, ex.input_column or input_column, ex.label_column or label_column)
+        ev = task.read(eval_dataset, ex.input_column or input_column, ex.label_column or label_column,
+                       require_labels=task.needs_labels)
         if ev.modality != ex.modality:
             raise DataError(f"the eval set holds {ev.modality} inputs but the training set holds {ex.modality} inputs.")
-        data.val_inputs, data.val_y = ev.inputs, encode(ev.raw_labels, labels, task, what="eval set")
-        data.validation_ok = _per_class_min(data.val_y, len(labels)) >= MIN_VALIDATION_PER_CLASS
-        if not data.validation_ok:
-            logger.info("eval set: fewer than %d examples of some class; reported each epoch, never used to stop "
-                        "or to pick the best epoch", MIN_VALIDATION_PER_CLASS)
-        return data
-    split = stratified_split(y, cfg.validation_fraction, cfg.seed, min_per_class=MIN_VALIDATION_PER_CLASS)
-    if split is None:
-        logger.info("no validation split carved: fewer than %d validation examples of some class would be left "
-                    "(every example trains; no early stopping)", MIN_VALIDATION_PER_CLASS)
-    else:
-        data.train_idx, data.carved = split
-        data.val_inputs, data.val_y, data.validation_ok = [ex.inputs[i] for i in split[1]], y[split[1]], True
+        data.eval_examples, data.val_y = ev, task.encode(ev, labels, what="eval set")
     return data
 
 
-def _per_class_min(y: np.ndarray, n_labels: int) -> int:
-    counts = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=n_labels)
-    return int(counts.min())
+def _split(data: _Data, backbone, cfg: TrainingConfig) -> None:
+    """The task's last step with the tokenizer known (causal LM: packing), then the validation split."""
+    task = data.task
+    inputs, data.y = task.prepare(data.examples.inputs, data.y, backbone.preprocess, "training set")
+    data.examples.inputs, data.train_idx = inputs, np.arange(len(inputs))
+    if data.eval_examples is not None:
+        data.val_inputs, data.val_y = task.prepare(data.eval_examples.inputs, data.val_y, backbone.preprocess,
+                                                   "eval set", training=False)
+        data.validation_ok = task.validation_ok(data.val_y, len(data.val_inputs), len(data.labels))
+        if not data.validation_ok:
+            logger.info("eval set: too small to choose by (see the task's validation rule); reported each epoch, never "
+                        "used to stop or to pick the best epoch")
+        return
+    split = task.split(data.y, len(inputs), cfg.validation_fraction, cfg.seed)
+    if split is None:
+        logger.info("no validation split carved: too few examples to hold some out (every example trains; no early "
+                    "stopping)")
+        return
+    data.train_idx, data.carved = split
+    data.val_inputs, data.validation_ok = [inputs[i] for i in split[1]], True
+    data.val_y = None if data.y is None else data.y[split[1]]
+
+
+def _digest(y: Any) -> int:
+    """A fingerprint of the encoded targets, whatever their shape (ids, rows, ragged tag lists, none)."""
+    import hashlib
+
+    if y is None:
+        return 0
+    h = hashlib.sha1()
+    for row in y:
+        h.update(np.asarray(row).tobytes())
+    return int.from_bytes(h.digest()[:4], "big")
+
+
+def _base_source(model: Any, loaders: "_Loaders"):
+    """What a causal LM's ``base_perplexity`` reloads: the user's module as given (never trained), or its name."""
+    return model if loaders.task.head == "causal_lm" else None
 
 
 def _check_modality(model, backbone, data: _Data) -> None:
@@ -291,7 +316,7 @@ class _Loaders:
 
     def train(self, training: bool = True, everything: bool = False):
         """The training examples; ``everything`` adds back the carved validation split (for the probe's CV)."""
-        idx = np.arange(len(self.data.y)) if everything else self.data.train_idx
+        idx = np.arange(self.data.n) if everything else self.data.train_idx
         return self._make(self.data.examples.inputs, self.data.y, idx, training)
 
     def validation(self, including_carved: bool = True):

@@ -91,15 +91,16 @@ def cmd_compare(args: Namespace) -> int:
 
 def _write_comparison(args: Namespace, result, test_data) -> Path:
     """The HTML report (with its Markdown twin, results.json and the plots) of one comparison."""
-    from .data import encode, read_dataset
+    from .tasks import get_task
     from .evidence import LearningCurve
     from .evidence.arms import Split
     from .evidence.report import ReportSection, write_report
 
     test = None
-    if test_data is not None and result.task == "single_label":  # the confusion matrix is single-label only
-        ex = read_dataset(test_data, result.config.input_column, result.config.label_column)
-        y = encode(ex.raw_labels, result.labels, result.task, what="test set")
+    task = get_task(result.task)
+    if test_data is not None and task.one_label_per_example:  # the confusion matrix needs one class per example
+        ex = task.read(test_data, result.config.input_column, result.config.label_column)
+        y = task.encode(ex, result.labels, what="test set")
         test = Split(list(ex.inputs), y, result.labels, result.task, ex.modality)
     where = f"the test set {args.test_data}" if args.test_data else "a held-out share of the data, carved per seed"
     section = ReportSection(f"{Path(args.model).name} on {Path(args.data).name}",

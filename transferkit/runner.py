@@ -40,9 +40,8 @@ class _Run:
                 "trainable_parameters": trainable, "total_parameters": total,
                 "frozen_batchnorm_layers": self.details.get("frozen_batchnorm_layers", 0),
                 "layer_groups": [g.name for g in backbone.groups],
-                "n_train": int(len(data.y) if r.probe is not None else len(data.train_idx)),
-                "n_validation": 0 if data.val_y is None or (r.probe is not None and data.carved is not None)
-                else int(len(data.val_y)),
+                "n_train": int(data.n if r.probe is not None else len(data.train_idx)),
+                "n_validation": 0 if r.probe is not None and data.carved is not None else data.n_validation,
                 "best_epoch": r.best_epoch, "epochs_run": len(r.history), "feature_cache": r.cached,
                 "schedule": r.schedule.to_dict() if r.schedule else {"reason": "the head solved on cached features"},
                 "probe": _probe_summary(r.probe), "head_init": self.details.get("head_init"),
@@ -63,8 +62,12 @@ def train(chosen: Strategy, backbone, task, loaders, data, cfg: TrainingConfig,
     from .training.feature_cache import cached_features, linear_head
 
     reason, features, fit, decision = "chosen by the user", None, None, None
-    solve = cfg.feature_cache is not False and linear_head(backbone) is not None
-    if isinstance(chosen, Auto):
+    solve = task.solves_head and cfg.feature_cache is not False and linear_head(backbone) is not None
+    if isinstance(chosen, Auto) and task.default_strategy is not None:  # the task's own pick: no probe to measure
+        decision = chosen.decide(backbone.modality, task, 0.0)
+        chosen, reason = decision.strategy, decision.reason
+        logger.info("strategy auto -> %s: %s", chosen.name, reason)
+    elif isinstance(chosen, Auto):
         decision, features, fit = _decide(chosen, backbone, task, loaders, data, cfg, solve)
         chosen, reason, solve = decision.strategy, decision.reason, features is not None
         logger.info("strategy auto -> %s: %s", chosen.name, reason)
@@ -93,7 +96,7 @@ def _decide(auto: Auto, backbone, task, loaders, data, cfg, solve: bool):
     rate = (time.perf_counter() - start) / len(data.y)  # seconds per example, forward only
     fit = solve_head(backbone, task, *features, seed=cfg.seed) if features is not None else None
     estimate = (lambda s: _estimate_seconds(s, rate, data, cfg)) if features is not None else None
-    decision = auto.decide(backbone.modality, data.task, len(data.y) / len(data.labels), fit, estimate=estimate,
+    decision = auto.decide(backbone.modality, task, len(data.y) / len(data.labels), fit, estimate=estimate,
                            spent=time.perf_counter() - start, can_verify=data.validation_ok and fit is not None,
                            embeds=features is not None)
     return decision, features, fit
@@ -111,7 +114,7 @@ def _estimate_seconds(strategy: Strategy, rate: float, data, cfg: TrainingConfig
         steps = strategy.steps or default_steps(len(data.y), batch, strategy.passes, strategy.min_steps, strategy.max_steps)
         return rate * (steps * batch * BACKWARD_FACTOR + len(data.y))
     schedule = plan(-(-n_train // cfg.batch_size), cfg.epochs, cfg.max_steps, data.validation_ok, None)
-    n_val = 0 if data.val_y is None else len(data.val_y)
+    n_val = data.n_validation
     return rate * (schedule.steps * cfg.batch_size * BACKWARD_FACTOR + schedule.epochs * n_val)
 
 
@@ -119,6 +122,8 @@ def _lp_ft_head(chosen, backbone, task, loaders, data, cfg, features, fit):
     """LP-FT: the gradient strategies' head starts from the probe solved on the training part."""
     from .training.feature_cache import cached_features, linear_head, solve_head
 
+    if not task.solves_head:
+        return "random" if backbone.head else "the pretrained LM head (kept)", fit
     if cfg.head_init != "probe" or chosen.solves_head or linear_head(backbone) is None:
         return "random", fit
     if fit is None or data.carved is not None:  # the carved validation split must not shape the head
@@ -135,7 +140,7 @@ def _probe_score(fit, backbone, task, loaders) -> float:
     x, y = cached_features(backbone, loaders.validation())
     with torch.no_grad():
         logits = x.double() @ fit.weight.double().T + fit.bias.double()
-    return task.metrics(task.probabilities(logits.float()).numpy(), y.numpy(), None)[task.metric]
+    return task.score((logits.float().numpy(), y.numpy()))[task.metric]
 
 
 def _verified(run: _Run, probed: float, pristine, fit_all, backbone, task, loaders, data, cfg,
@@ -202,7 +207,7 @@ def _frozen_bn(model) -> int:
 def _train_with(chosen, backbone, task, loaders, data, cfg, reason: str, head_init: str,
                 checkpointing=None) -> _Run:
     """The gradient path: apply the strategy, log what trains, run the loop."""
-    param_groups = chosen.apply(backbone, cfg.learning_rate)
+    param_groups = [g for g in chosen.apply(backbone, cfg.learning_rate) if g["params"]]  # a kept LM head adds none
     trainable, total = count_parameters(backbone.model)
     n_frozen_bn = _frozen_bn(backbone.model)
     _check_batch_norm(backbone.model, cfg.batch_size, chosen.name)
@@ -213,7 +218,7 @@ def _train_with(chosen, backbone, task, loaders, data, cfg, reason: str, head_in
     logger.info("learning rates: %s", ", ".join(f"{k}={v:.2e}" for k, v in rates.items()) if len(rates) <= 6
                 else f"{len(rates)} groups from {min(rates.values()):.2e} (input side) to {max(rates.values()):.2e} (head)")
     result = fit(backbone.model, backbone.family.logits, task, param_groups, loaders.train(), loaders.validation(), cfg,
-                 validation_ok=data.validation_ok, checkpointing=checkpointing)
+                 validation_ok=data.validation_ok, checkpointing=checkpointing, labels=data.labels)
     backbone.model = result.model
     run = _Run(chosen, result, reason, param_groups)
     run.details = {"counts": (trainable, total), "frozen_batchnorm_layers": n_frozen_bn, "head_init": head_init}

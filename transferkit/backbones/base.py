@@ -58,10 +58,26 @@ class Backbone:
 
 
 class Family:
-    """One family of backbones (timm, BERT-like encoders, decoder LMs). Subclasses register themselves."""
+    """One family of backbones (timm, BERT-like encoders, decoder LMs). Subclasses register themselves.
+
+    ``HEADS`` is the family's head mapping: for each head a task may ask for (``Task.head``), what
+    the family builds. A task whose head is not in it is refused before anything loads.
+    """
 
     name: ClassVar[str]
     modality: ClassVar[str]
+    HEADS: ClassVar[dict[str, str]] = {}
+    examples: ClassVar[str] = ""  # models of this family, for messages
+
+    def check_task(self, task, source: Any) -> None:
+        """A ModelNotFoundError when this family has no head for ``task``, naming families that have one."""
+        if task.head in self.HEADS:
+            return
+        _load_families()
+        able = [f"{f.name} ({f.examples})" for f in FAMILIES.values() if task.head in f.HEADS]
+        shown = type(source).__name__ if isinstance(source, nn.Module) else str(source)
+        raise ModelNotFoundError(f"task {task.name!r} needs a model with a {task.head} head, and {shown!r} is a "
+                                 f"{self.name} model, which has none here. Use a model of: {'; '.join(able)}.")
 
     def accepts_module(self, module: nn.Module) -> bool:
         raise NotImplementedError
@@ -69,8 +85,8 @@ class Family:
     def accepts_folder(self, config: dict[str, Any]) -> bool:
         raise NotImplementedError
 
-    def build(self, source: str | nn.Module, labels: list[str], task: str, options: dict[str, Any]) -> Backbone:
-        """Load the pretrained network from ``source`` and give it a fresh head for ``labels``."""
+    def build(self, source: str | nn.Module, labels: list[str], task, options: dict[str, Any]) -> Backbone:
+        """Load the pretrained network from ``source`` with the head ``task`` (a Task) asks for, sized for ``labels``."""
         raise NotImplementedError
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -80,8 +96,8 @@ class Family:
         """Write the model in the family's own layout (safetensors), so plain timm/transformers open it."""
         raise NotImplementedError
 
-    def load(self, directory: Path, options: dict[str, Any]) -> Backbone:
-        """Rebuild a saved, adapted backbone (head included) from ``directory``."""
+    def load(self, directory: Path, options: dict[str, Any], task) -> Backbone:
+        """Rebuild a saved, adapted backbone (head included) for ``task`` from ``directory``."""
         raise NotImplementedError
 
 
@@ -208,6 +224,8 @@ def resolve_family(source: str | nn.Module, trust_remote_code: bool = False) -> 
             f"folder {str(path)!r} has a config.json that is neither timm's (no 'architecture') nor "
             f"transformers' (no 'model_type'); its keys are {sorted(config)[:12]}."
         )
+    if Path(local).expanduser().is_file() and local.lower().endswith(".gguf"):  # llama.cpp weights: decoders read them
+        return FAMILIES["decoder"], str(Path(local).expanduser().resolve())
     if Path(local).expanduser().is_file():
         raise ModelNotFoundError(f"{local!r} is a file, not a model folder: pass the folder that holds its config.json "
                                  "and weights (a saved transferkit model: use transferkit.load(folder)).")
@@ -242,10 +260,15 @@ def _hub_config(name: str, trust_remote_code: bool = False) -> dict[str, Any]:
         ) from None
 
 
-def resolve_backbone(source: str | nn.Module, labels: list[str], task: str, options: dict[str, Any]) -> Backbone:
+def resolve_backbone(source: str | nn.Module, labels: list[str], task, options: dict[str, Any]) -> Backbone:
+    """The backbone of ``source`` with the head ``task`` (a :class:`~transferkit.tasks.Task`) needs."""
     if options.get("trust_remote_code"):
         logger.warning("trust_remote_code=True: Python code shipped with %r may run on this machine", str(source))
+    from ..tasks import get_task
+
+    task = get_task(task) if isinstance(task, str) else task
     family, loadable = resolve_family(source, bool(options.get("trust_remote_code")))
+    family.check_task(task, source)
     try:
         backbone = family.build(loadable, labels, task, options)
     except Exception as exc:  # a damaged weights file surfaces as the reader's own error type

@@ -26,8 +26,7 @@ from ._quiet import quiet_transformers
 from .base import Backbone, group_by_index, register_family
 from .pooling import Pooling, PooledTextClassifier, detach_unused_pooler
 from .preprocess import TextPreprocess, fitted_max_length
-from .sequence_classifier import (LAYER_PATTERN, SequenceClassifierFamily, hub_options, is_causal_lm_config, label_config,
-                                  load_tokenizer)
+from .sequence_classifier import LAYER_PATTERN, SequenceClassifierFamily, hub_options, is_causal_lm_config, load_tokenizer
 
 
 def _is_sentence_transformer(module: nn.Module) -> bool:
@@ -38,6 +37,9 @@ def _is_sentence_transformer(module: nn.Module) -> bool:
 class EncoderFamily(SequenceClassifierFamily):
     name = "encoder"
     modality = "text"
+    # "sequence": the pooled classifier built here (PooledTextClassifier); "token": one label per sub-word
+    HEADS = {"sequence": "PooledTextClassifier", "token": "AutoModelForTokenClassification"}
+    examples = "bert-base-uncased, roberta-base, packaged:all-MiniLM-L6-v2"
 
     def accepts_module(self, module: nn.Module) -> bool:
         from transformers import PreTrainedModel
@@ -67,6 +69,9 @@ class EncoderFamily(SequenceClassifierFamily):
     def from_folder(self, path: str, name: str, labels, task, tokenizer, options) -> Backbone:
         from transformers import AutoConfig, AutoModel
 
+        if task.head != "sequence":  # the Auto-class heads (token classification)
+            return super().from_folder(path, name, labels, task, tokenizer, options)
+
         pooling = sentence_folder.read_pooling(path)
         try:
             with quiet_transformers():
@@ -77,13 +82,19 @@ class EncoderFamily(SequenceClassifierFamily):
                     body = AutoModel.from_config(config, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load {name!r} as a transformers encoder: {str(exc).splitlines()[0][:300]}") from None
-        body.config.update(label_config(labels, task))
+        body.config.update(task.model_config(labels))
         model = PooledTextClassifier(body, pooling or Pooling(), len(labels), detach_unused_pooler(body))
         return self.describe(model, tokenizer, name, options)
 
-    def describe(self, model: nn.Module, tokenizer, name: str, options: dict[str, Any]) -> Backbone:
-        if not isinstance(model, PooledTextClassifier):  # a transferkit 0.x folder
-            return super().describe(model, tokenizer, name, options)
+    def head_class(self, task):
+        """Folders without a pooled head: token classifiers, and transferkit 0.x's *ForSequenceClassification."""
+        from .sequence_classifier import auto_class
+
+        return auto_class("AutoModelForSequenceClassification" if task.head == "sequence" else self.HEADS[task.head])
+
+    def describe(self, model: nn.Module, tokenizer, name: str, options: dict[str, Any], task=None) -> Backbone:
+        if not isinstance(model, PooledTextClassifier):  # a token classifier, or a transferkit 0.x folder
+            return super().describe(model, tokenizer, name, options, task)
         names = [n for n, _ in model.named_parameters()]
         head = [f"classifier.{n}" for n, _ in model.classifier.named_parameters()]
         return Backbone(
@@ -103,12 +114,12 @@ class EncoderFamily(SequenceClassifierFamily):
                                      backbone.preprocess.max_length)
         remote_classifier.write(directory, backbone.model.pooling, head)
 
-    def load(self, directory: Path, options: dict[str, Any]) -> Backbone:
+    def load(self, directory: Path, options: dict[str, Any], task) -> Backbone:
         from transformers import AutoModel
 
         saved = sentence_folder.read_head(directory)
-        if saved is None:  # a plain *ForSequenceClassification folder, as transferkit 0.x saved them
-            return super().load(directory, options)
+        if saved is None:  # a token classifier, or a plain *ForSequenceClassification folder (transferkit 0.x)
+            return super().load(directory, options, task)
         pooling, head = saved
         with quiet_transformers():
             body = AutoModel.from_pretrained(str(directory), dtype=torch.float32, use_safetensors=True)

@@ -1,9 +1,13 @@
-"""Text models as transformers ``AutoModelForSequenceClassification``: the path decoders take.
+"""What the transformers text families share: tokenizers, the held-module round trip, and the head mapping.
 
-Decoder LMs classify from their last non-pad token, which is exactly what the transformers
-classifier does once ``pad_token_id`` is set, so they keep that class. Encoders build their own
-pooled classifier (``encoders.py``) but still open folders saved by transferkit 0.x, which hold
-a plain ``*ForSequenceClassification`` model, through :meth:`SequenceClassifierFamily.load`.
+A text family builds each task's head through a transformers Auto class (``HEADS``): decoder LMs
+classify from their last non-pad token, which ``AutoModelForSequenceClassification`` does once
+``pad_token_id`` is set; token classification is ``AutoModelForTokenClassification``; causal-LM
+adaptation keeps the pretrained model and its LM head (``AutoModelForCausalLM``). The label
+fields of the model's config come from the task (``Task.model_config``), so a saved folder opens
+in transformers with its label names. Encoders build their own pooled sequence classifier
+(``encoders.py``) but still open folders saved by transferkit 0.x, which hold a plain
+``*ForSequenceClassification`` model, through :meth:`SequenceClassifierFamily.load`.
 """
 from __future__ import annotations
 
@@ -32,30 +36,38 @@ def is_causal_lm_config(config: dict[str, Any]) -> bool:
 
 
 def hub_options(options: dict[str, Any]) -> dict[str, Any]:
-    """What every transformers load gets: safetensors only (a pickle can run code), remote code only if asked."""
+    """What every transformers load gets: safetensors only (a pickle can run code), remote code only if asked.
+
+    A GGUF file (llama.cpp's format, no pickle) is read with ``gguf_file=`` instead of safetensors.
+    """
+    if options.get("gguf_file"):
+        return {"gguf_file": options["gguf_file"], "trust_remote_code": False}
     return {"use_safetensors": True, "trust_remote_code": bool(options.get("trust_remote_code", False))}
 
 
-def load_tokenizer(source: str, hint: bool = False, trust_remote_code: bool = False):
+def load_tokenizer(source: str, hint: bool = False, trust_remote_code: bool = False, gguf_file: str | None = None):
     from transformers import AutoTokenizer
 
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError, TypeError) as exc:
         extra = " Pass it with adapt(..., tokenizer=AutoTokenizer.from_pretrained(...))." if hint else ""
         raise ModelNotFoundError(f"could not load the tokenizer for {source!r}: {str(exc).splitlines()[0][:200]}.{extra}") from None
 
 
-def label_config(labels: list[str], task: str) -> dict[str, Any]:
-    """The transformers config fields that carry the label names, so they travel with a saved folder."""
-    problem = "multi_label_classification" if task == "multi_label" else "single_label_classification"
-    return dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, problem_type=problem)
+def auto_class(name: str):
+    import transformers
+
+    return getattr(transformers, name)
 
 
 class SequenceClassifierFamily(Family):
-    """Shared by the text families: tokenizer loading, held-module round trip, the Auto-class classifier."""
+    """Shared by the text families: tokenizer loading, held-module round trip, the Auto-class heads."""
 
     modality = "text"
+    HEADS = {"sequence": "AutoModelForSequenceClassification"}
 
     def build(self, source, labels, task, options) -> Backbone:
         tokenizer = options.get("tokenizer")
@@ -66,11 +78,17 @@ class SequenceClassifierFamily(Family):
                 if tokenizer is None:
                     tokenizer = load_tokenizer(tmp if (Path(tmp) / "tokenizer_config.json").is_file() else name, hint=True)
                 return self.from_folder(tmp, name, labels, task, tokenizer, options)
-        backbone = self.from_folder(source, source, labels, task, tokenizer or load_tokenizer(
-            source, trust_remote_code=hub_options(options)["trust_remote_code"]), options)
-        if not Path(source).is_dir():  # a Hub id: named as the base model in the model card
+        path, options = self.loadable(source, options)
+        backbone = self.from_folder(path, source, labels, task, tokenizer or load_tokenizer(
+            path, trust_remote_code=hub_options(options)["trust_remote_code"], gguf_file=options.get("gguf_file")),
+            options)
+        if not Path(source).exists():  # a Hub id: named as the base model in the model card
             backbone.details["base_model"] = source
         return backbone
+
+    def loadable(self, source: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Where transformers reads ``source`` from, and the options it needs (decoders: GGUF files)."""
+        return source, options
 
     def save_held_module(self, module: nn.Module, directory: str) -> str:
         """Write ``module`` to ``directory``; return the name it came from (for messages and its tokenizer)."""
@@ -78,30 +96,37 @@ class SequenceClassifierFamily(Family):
         return module.config.name_or_path or type(module).__name__
 
     def from_folder(self, path: str, name: str, labels, task, tokenizer, options) -> Backbone:
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoConfig
 
-        head = dict(num_labels=len(labels), **label_config(labels, task))
+        auto = self.head_class(task)
+        head = task.model_config(labels)
         try:
             with quiet_transformers():
                 if options.get("pretrained", True):
-                    model = AutoModelForSequenceClassification.from_pretrained(
-                        path, ignore_mismatched_sizes=True, dtype=torch.float32, **head, **hub_options(options))
+                    model = auto.from_pretrained(path, ignore_mismatched_sizes=bool(head), dtype=torch.float32,
+                                                 **head, **hub_options(options))
                 else:  # the same architecture from random initialisation (the from-scratch baseline)
-                    config = AutoConfig.from_pretrained(path, **head,
-                                                        trust_remote_code=hub_options(options)["trust_remote_code"])
-                    model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
+                    config = AutoConfig.from_pretrained(path, **head, **hub_options(options))
+                    model = auto.from_config(config, dtype=torch.float32)
         except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"could not load {name!r} as a sequence classifier: {str(exc).splitlines()[0][:300]}") from None
-        return self.describe(model, tokenizer, name, options)
+            raise ModelNotFoundError(f"could not load {name!r} as {auto.__name__}: {str(exc).splitlines()[0][:300]}") from None
+        _drop_quantizer(model)
+        return self.describe(model, tokenizer, name, options, task)
 
     def prepare_tokenizer(self, model: nn.Module, tokenizer) -> None:
         """Hook for decoders, which ship without a padding token."""
 
-    def describe(self, model: nn.Module, tokenizer, name: str, options: dict[str, Any]) -> Backbone:
+    def describe(self, model: nn.Module, tokenizer, name: str, options: dict[str, Any], task=None) -> Backbone:
+        """The backbone of a built model: the new head is what lies outside the pretrained body.
+
+        A causal LM keeps its pretrained LM head, so nothing is new: its parameters stay in the
+        layer groups (the ``final`` group when the LM head is not tied to the embeddings).
+        """
         self.prepare_tokenizer(model, tokenizer)
         prefix = model.base_model_prefix + "."
         names = [n for n, _ in model.named_parameters()]
-        head = [n for n in names if not n.startswith(prefix)]
+        keeps_head = task is not None and not task.new_head
+        head = [] if keeps_head else [n for n in names if not n.startswith(prefix)]
         return Backbone(
             family=self, model=model, groups=group_by_index(names, set(head), LAYER_PATTERN), head=head,
             num_features=int(model.config.hidden_size), source=str(name),
@@ -118,10 +143,20 @@ class SequenceClassifierFamily(Family):
             backbone.model.save_pretrained(str(directory))
         backbone.preprocess.tokenizer.save_pretrained(str(directory))
 
-    def load(self, directory: Path, options: dict[str, Any]) -> Backbone:
-        from transformers import AutoModelForSequenceClassification
+    def head_class(self, task):
+        """The transformers Auto class that builds ``task``'s head (the family's ``HEADS`` mapping)."""
+        return auto_class(self.HEADS[task.head])
 
+    def load(self, directory: Path, options: dict[str, Any], task) -> Backbone:
+        auto = self.head_class(task)
         with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(str(directory), dtype=torch.float32,
-                                                                       use_safetensors=True)
-        return self.describe(model, load_tokenizer(str(directory)), str(options.get("source", directory)), options)
+            model = auto.from_pretrained(str(directory), dtype=torch.float32, use_safetensors=True)
+        return self.describe(model, load_tokenizer(str(directory)), str(options.get("source", directory)), options, task)
+
+
+def _drop_quantizer(model: nn.Module) -> None:
+    """A model read from a GGUF file is de-quantised to float32, but keeps a quantizer that refuses to save it."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config

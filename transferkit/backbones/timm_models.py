@@ -87,9 +87,12 @@ def _init_head(model: nn.Module) -> None:
 class TimmFamily(Family):
     name = "timm"
     modality = "image"
+    HEADS = {"sequence": "timm's classifier, reset to the labels (reset_classifier)"}
+    examples = "resnet50, vit_base_patch16_224, packaged:efficientnet_lite0"
 
     def accepts_module(self, module: nn.Module) -> bool:
         return all(hasattr(module, a) for a in ("reset_classifier", "get_classifier", "pretrained_cfg"))
+
 
     def accepts_folder(self, config: dict[str, Any]) -> bool:
         return "architecture" in config
@@ -150,7 +153,7 @@ class TimmFamily(Family):
         save_for_hf(backbone.model, str(directory), safe_serialization=True, data_config=data_config,
                     model_config={"label_names": list(labels), "num_classes": len(labels)})
 
-    def load(self, directory: Path, options: dict[str, Any]) -> Backbone:
+    def load(self, directory: Path, options: dict[str, Any], task=None) -> Backbone:
         import timm
 
         model = timm.create_model(f"local-dir:{directory}", pretrained=True)

@@ -1,4 +1,8 @@
-"""Labels: detect the task, build the label list, encode to ids / multi-hot, split stratified."""
+"""Classification labels: build the label list, encode to ids / multi-hot rows, split stratified.
+
+``multi`` says whether each example has a list of labels (multi-label) or one label; the
+classification tasks (``tasks.classification``) call these with their own flag.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -12,8 +16,9 @@ def _is_multi(value: Any) -> bool:
     return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
 
 
-def detect_task(raw_labels: Sequence[Any]) -> str:
-    return "multi_label" if raw_labels and all(_is_multi(v) for v in raw_labels) else "single_label"
+def all_lists(raw_labels: Sequence[Any] | None) -> bool:
+    """Every example has a list of labels: multi-label data (unless a task claimed it first)."""
+    return bool(raw_labels) and all(_is_multi(v) for v in raw_labels)
 
 
 def _is_multi_hot(raw_labels: Sequence[Any]) -> bool:
@@ -25,22 +30,22 @@ def _is_multi_hot(raw_labels: Sequence[Any]) -> bool:
                for v in raw_labels for x in v)
 
 
-def check_shape(raw_labels: Sequence[Any], task: str) -> None:
+def check_shape(raw_labels: Sequence[Any], multi: bool) -> None:
     """One label per example (single-label) or a list per example (multi-label), never a mix."""
     for i, value in enumerate(raw_labels):
-        if task == "single_label" and _is_multi(value):
+        if not multi and _is_multi(value):
             raise DataError(f"some labels are lists and some are not (example {i} has {value!r}): use one label per "
                             "example, or a list for every example (multi-label).")
-        if task == "multi_label" and not _is_multi(value):
+        if multi and not _is_multi(value):
             raise DataError(f"multi-label data needs a list of labels per example; example {i} has {value!r}.")
 
 
-def build_labels(raw_labels: Sequence[Any], task: str, names: list[str] | None = None) -> list[str]:
+def build_labels(raw_labels: Sequence[Any], multi: bool, names: list[str] | None = None) -> list[str]:
     """The label names in class-id order: given names (a ClassLabel's), else sorted distinct values."""
-    check_shape(raw_labels, task)
+    check_shape(raw_labels, multi)
     if names:
         return [str(n) for n in names]
-    if task == "multi_label":
+    if multi:
         if _is_multi_hot(raw_labels):
             return [str(i) for i in range(len(raw_labels[0]))]
         values = {v for row in raw_labels for v in row}
@@ -53,9 +58,9 @@ def build_labels(raw_labels: Sequence[Any], task: str, names: list[str] | None =
     return [str(v) for v in ordered]
 
 
-def encode(raw_labels: Sequence[Any], labels: list[str], task: str, what: str = "dataset") -> np.ndarray:
+def encode(raw_labels: Sequence[Any], labels: list[str], multi: bool, what: str = "dataset") -> np.ndarray:
     """Class ids (single-label) or multi-hot rows (multi-label); unknown labels raise a DataError."""
-    check_shape(raw_labels, task)
+    check_shape(raw_labels, multi)
     index = {name: i for i, name in enumerate(labels)}
 
     def lookup(value: Any) -> int:
@@ -66,7 +71,7 @@ def encode(raw_labels: Sequence[Any], labels: list[str], task: str, what: str = 
             )
         return index[str(value)]
 
-    if task == "single_label":
+    if not multi:
         return np.array([lookup(v) for v in raw_labels], dtype=np.int64)
     out = np.zeros((len(raw_labels), len(labels)), dtype=np.float32)
     multi_hot = _is_multi_hot(raw_labels) and labels == [str(i) for i in range(len(labels))]
@@ -79,8 +84,8 @@ def encode(raw_labels: Sequence[Any], labels: list[str], task: str, what: str = 
     return out
 
 
-def check_classes(y: np.ndarray, labels: list[str], task: str) -> None:
-    present = (np.unique(y) if task == "single_label" else np.flatnonzero(y.sum(0) > 0))
+def check_classes(y: np.ndarray, labels: list[str]) -> None:
+    present = np.unique(y) if y.ndim == 1 else np.flatnonzero(y.sum(0) > 0)
     if len(labels) < 2 or len(present) < 2:
         raise DataError(
             f"need at least 2 classes to train a classifier, found {len(present)} ({[labels[i] for i in present][:5]}). "

@@ -11,7 +11,11 @@ from .images import to_pil
 
 
 class ExampleDataset(Dataset):
-    """Items are ``(decoded input, target row)``; the preprocessing runs in the collate function."""
+    """Items are ``(decoded input, target, index)``; the task's ``collate`` preprocesses a batch of them.
+
+    A text input is a string, a list of words (token classification) or a block of token ids
+    (causal LM); its target is whatever the task encoded (a class id, a row, a list of tag ids, None).
+    """
 
     def __init__(self, inputs: Sequence[Any], y: np.ndarray | None, modality: str, indices: np.ndarray | None = None):
         self.inputs, self.y, self.modality = inputs, y, modality
@@ -23,7 +27,10 @@ class ExampleDataset(Dataset):
     def __getitem__(self, i: int):
         j = int(self.indices[i])
         value = self.inputs[j]
-        value = to_pil(value) if self.modality == "image" else str(value)
+        if self.modality == "image":
+            value = to_pil(value)
+        elif isinstance(value, str):  # numpy / pandas string types become plain str; word lists and blocks pass
+            value = str(value)
         return value, (None if self.y is None else self.y[j]), j
 
 
@@ -41,7 +48,8 @@ class DecodedInputs(Sequence):
 
 
 def make_collate(preprocess: Callable, task, training: bool, sampler: "EpochSampler | None" = None) -> Callable:
-    """Preprocess a batch; training batches draw their augmentation from a generator of (seed, epoch, examples).
+    """The task's ``collate`` on a batch; training batches draw their augmentation from a generator of
+    (seed, epoch, examples).
 
     Why not the global generators: Accelerate fetches the next batch before the current one trains,
     so augmentation drawn from them would interleave with dropout in an order a resumed run cannot
@@ -49,15 +57,12 @@ def make_collate(preprocess: Callable, task, training: bool, sampler: "EpochSamp
     """
     def collate(items):
         inputs = [x for x, _, _ in items]
+        targets = [t for _, t, _ in items] if items[0][1] is not None else None
         if training and sampler is not None:
             seed = np.random.SeedSequence([sampler.seed, sampler.epoch, *(j for _, _, j in items)]).generate_state(1)[0]
             with _seeded(int(seed)):
-                batch = preprocess(inputs, training=True)
-        else:
-            batch = preprocess(inputs, training=training)
-        if items[0][1] is not None:
-            batch["labels"] = task.targets(np.stack([t for _, t, _ in items]))
-        return batch
+                return task.collate(preprocess, inputs, targets, True)
+        return task.collate(preprocess, inputs, targets, training)
 
     return collate
 

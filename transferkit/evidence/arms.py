@@ -25,7 +25,7 @@ class Split:
     modality: str
 
     def raw_labels(self) -> list[Any]:
-        if self.task == "single_label":
+        if not get_task(self.task).multi_label:
             return [self.labels[i] for i in self.y]
         return [[self.labels[j] for j in np.flatnonzero(row)] for row in self.y]
 
@@ -112,21 +112,22 @@ class ClassicArm(Arm):
         start = time.perf_counter()
         encoder, x_train = self.features(train.inputs, None)
         clf = LogisticRegression(max_iter=2000, random_state=seed)
-        if train.task == "multi_label":
+        multi = get_task(train.task).multi_label
+        if multi:
             clf = OneVsRestClassifier(clf)
         clf.fit(x_train, train.y)
         seconds = time.perf_counter() - start
         _, x_test = self.features(test.inputs, encoder)
-        probs = _full_proba(clf, x_test, len(train.labels), train.task)
-        estimators = clf.estimators_ if train.task == "multi_label" else [clf]
+        probs = _full_proba(clf, x_test, len(train.labels), multi)
+        estimators = clf.estimators_ if multi else [clf]
         params = sum(e.coef_.size + e.intercept_.size for e in estimators if hasattr(e, "coef_"))
         return ArmRun(self.name, seed, len(train.y), get_task(test.task).metrics(probs, test.y, None), seconds, params)
 
 
-def _full_proba(clf, x, n_labels: int, task: str) -> np.ndarray:
+def _full_proba(clf, x, n_labels: int, multi: bool) -> np.ndarray:
     """predict_proba with a column for every label, even those absent from this training draw."""
     probs = clf.predict_proba(x)
-    if task == "multi_label" or probs.shape[1] == n_labels:
+    if multi or probs.shape[1] == n_labels:
         return probs
     out = np.zeros((probs.shape[0], n_labels))
     out[:, clf.classes_] = probs

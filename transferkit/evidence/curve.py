@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data import build_labels, detect_task, encode, read_dataset, stratified_split
+from ..data import stratified_split
 from ..errors import ConfigError, DataError
 from ..strategies import strategy_from
-from ..tasks import get_task
+from ..tasks import detect_task, get_task
 from .arms import NeuralArm, Split, classic_arms
 from .compare import CompareConfig, Comparison, run_arms, transfer_label
 
@@ -20,12 +20,16 @@ logger = logging.getLogger("transferkit")
 
 
 def _read(data: Any, task: str | None, input_column, label_column, labels: list[str] | None = None):
-    ex = read_dataset(data, input_column, label_column)
-    task = task or detect_task(ex.raw_labels)
+    chosen = get_task(task) if task else None
+    ex = (chosen or get_task("single_label")).read(data, input_column, label_column)
+    chosen = chosen or detect_task(ex)
+    if not chosen.solves_head:
+        raise ConfigError(f"compare=True and learning curves compare classifiers with classic baselines; task "
+                          f"{chosen.name!r} has none here. Drop compare, or use a classification task.")
     what = "training set" if labels is None else "test set"
-    labels = labels or build_labels(ex.raw_labels, task, ex.label_names)
-    y = encode(ex.raw_labels, labels, task, what=what)
-    return Split(list(ex.inputs), y, labels, task, ex.modality)
+    labels = labels or chosen.build_labels(ex)
+    y = chosen.encode(ex, labels, what=what)
+    return Split(list(ex.inputs), y, labels, chosen.name, ex.modality)
 
 
 def _subset(split: Split, idx) -> Split:

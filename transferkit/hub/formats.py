@@ -63,7 +63,9 @@ def load_adapter(folder: Path, config, options: dict[str, Any]):
     options = dict(options, pretrained=True)
     if family.modality == "text":
         options["tokenizer"] = load_tokenizer(str(folder))
-    backbone = family.build(loadable, list(config.labels), config.task, options)
+    from ..tasks import get_task
+
+    backbone = family.build(loadable, list(config.labels), get_task(config.task), options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         backbone.model = PeftModel.from_pretrained(backbone.model, str(folder))

@@ -1,6 +1,7 @@
 """auto: decide by measurement on the user's data, within a budget.
 
-The cheap candidate is always measured: the converged linear probe on cached features, scored by
+A task without a head to probe (token classification, causal LM) names its own pick
+(``Task.default_strategy``, LoRA) and auto runs it. For classification the cheap candidate is always measured: the converged linear probe on cached features, scored by
 k-fold cross-validation (``training.probe``). It is also the head every costlier strategy starts
 from (LP-FT). Whether a costlier candidate is tried depends on the budget, the probe's CV score and
 the data:
@@ -72,7 +73,7 @@ class Auto(Strategy):
             raise StrategyError(f"auto budget must be one of {BUDGETS} or a number of seconds > 0, got "
                                 f"{self.budget!r}. Example: adapt(..., auto_budget=600).")
 
-    def candidate(self, modality: str, task: str, examples_per_class: float, embeds: bool = True,
+    def candidate(self, modality: str, task, examples_per_class: float, embeds: bool = True,
                   can_verify: bool = False) -> tuple[Strategy, str] | None:
         """The costlier strategy worth trying for this data, and why; None where only the probe fits.
 
@@ -80,7 +81,7 @@ class Auto(Strategy):
         its head): contrastive tuning needs that embedding. ``can_verify``: a validation split large
         enough to check a fine-tuned candidate against the probe exists.
         """
-        per_class = f"{examples_per_class:.0f} examples per class"
+        per_class, task = f"{examples_per_class:.0f} examples per class", _task(task)
         if modality == "image":
             if not can_verify:
                 return None
@@ -90,16 +91,22 @@ class Auto(Strategy):
         if examples_per_class >= MANY_PER_CLASS:
             return Full(), f"{per_class} (>= {MANY_PER_CLASS}): enough data to fine-tune every layer"
         if examples_per_class < ADAPT_PER_CLASS:
-            if task != "single_label" or not embeds:
+            if not task.one_label_per_example or not embeds:
                 return None
             return Contrastive(), (f"{per_class} (< {ADAPT_PER_CLASS}): contrastive tuning of the body, then the "
                                    "probe (SetFit's recipe)")
         return LoRA(), f"{per_class}: LoRA on every layer, starting from the probe's head (LP-FT)"
 
-    def decide(self, modality: str, task: str, examples_per_class: float, probe=None, *,
+    def decide(self, modality: str, task, examples_per_class: float, probe=None, *,
                estimate: Callable[[Strategy], float | None] | None = None, spent: float = 0.0,
                can_verify: bool = False, embeds: bool = True) -> Decision:
-        """The strategy to run. ``estimate(strategy)``: its training seconds (None: unknown); ``spent``: seconds so far."""
+        """The strategy to run for ``task`` (a :class:`~transferkit.tasks.Task`). ``estimate(strategy)``: its
+        training seconds (None: unknown); ``spent``: seconds so far."""
+        task = _task(task)
+        if task.default_strategy is not None:  # no head to probe (token classification, causal LM)
+            from .base import strategy_from
+
+            return Decision(strategy_from(task.default_strategy), task.strategy_reason)
         measured = (f"the linear probe scores {probe.cv_score:.3f} {probe.metric} in {probe.folds}-fold CV "
                     f"(C={probe.C:g})" if probe is not None and probe.cv_score is not None
                     else "the linear probe could not be cross-validated")
@@ -111,7 +118,7 @@ class Auto(Strategy):
         if found is None:
             from ..training.schedule import MIN_VALIDATION_PER_CLASS  # here: training imports strategies
 
-            why = (("no contrastive tuning for several labels per example" if task != "single_label" else
+            why = (("no contrastive tuning for several labels per example" if not task.one_label_per_example else
                     "no contrastive tuning: the head does not read one embedding per example")
                    if modality == "text" else
                    f"fine-tuning an image backbone is tried only where a validation split holds at least "
@@ -139,3 +146,10 @@ class Auto(Strategy):
 
     def apply(self, backbone, learning_rate):  # pragma: no cover - api resolves Auto before applying
         raise RuntimeError("Auto must be resolved with decide() before it is applied.")
+
+
+def _task(task):
+    """A Task object from a task or its name (tests and callers may pass either)."""
+    from ..tasks import get_task
+
+    return get_task(task) if isinstance(task, str) else task

@@ -31,8 +31,13 @@ class Strategy:
     # ``tune`` may first change the body (contrastive), and then the features are taken again.
     solves_head: ClassVar[bool] = False
 
-    def check(self, task: str, modality: str) -> None:
-        """Refuse, before anything loads, a task or modality this strategy cannot serve (default: all accepted)."""
+    def check(self, task, modality: str) -> None:
+        """Refuse, before anything loads, a task (a :class:`~transferkit.tasks.Task`) or modality this strategy
+        cannot serve. A strategy that solves a linear head needs a task with one (classification)."""
+        if self.solves_head and not task.solves_head:
+            raise StrategyError(f"strategy {self.name!r} solves a linear head on one feature vector per example, and "
+                                f"task {task.name!r} has no such head. Use strategy='lora' (the default for this "
+                                "task), 'freeze' or 'full'.")
 
     def apply(self, backbone, learning_rate: float) -> list[dict[str, Any]]:
         """Freeze/wrap ``backbone`` in place; return optimizer groups ``{"name", "params", "lr"}``."""

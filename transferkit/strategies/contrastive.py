@@ -109,7 +109,7 @@ class Contrastive(Strategy):
         if not (_is_int(self.folds) and self.folds >= 2):
             raise StrategyError(f"contrastive folds must be an integer >= 2, got {self.folds!r}.")
 
-    def check(self, task: str, modality: str) -> None:
+    def check(self, task, modality: str) -> None:
         """Refuse, before anything loads, what the strategy cannot do or did not measure better at."""
         if modality == "image":
             raise StrategyError(
@@ -117,10 +117,11 @@ class Contrastive(Strategy):
                 "(MNIST digits, EfficientNet-Lite0 at 112 px, 10 per class: 79.3% tuned on augmented views, 75.3% "
                 "without augmentation, 79.7% for the probe on frozen features). Use strategy='linear-probe', or "
                 "'full' / 'lora' with more examples per class.")
-        if task != "single_label":
+        super().check(task, modality)
+        if not task.one_label_per_example:
             raise StrategyError(f"strategy 'contrastive' needs a single-label task (one class per example), got "
-                                f"task={task!r}: with several labels per example 'same class' has no single meaning. "
-                                "Use strategy='linear-probe' or 'lora'.")
+                                f"task={task.name!r}: with several labels per example 'same class' has no single "
+                                "meaning. Use strategy='linear-probe' or 'lora'.")
 
     def chosen_groups(self, backbone):
         n = len(backbone.groups)

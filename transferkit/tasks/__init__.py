@@ -1,11 +1,8 @@
-"""Tasks: the loss, the probabilities, the metrics and the prediction format of a head."""
-from .classification import MultiLabel, SingleLabel, Task
+"""Tasks: everything that differs between kinds of prediction (see ``base`` for the contract).
 
-TASKS: dict[str, Task] = {"single_label": SingleLabel(), "multi_label": MultiLabel()}
+Registered: ``single_label`` and ``multi_label`` classification, ``token_classification`` (NER)
+and ``causal_lm`` (domain adaptation of a decoder LM).
+"""
+from .base import ALIASES, TASKS, Task, detect_task, get_task, read_for, register_task, task_names
 
-
-def get_task(name: str) -> Task:
-    return TASKS[name]
-
-
-__all__ = ["TASKS", "MultiLabel", "SingleLabel", "Task", "get_task"]
+__all__ = ["ALIASES", "TASKS", "Task", "detect_task", "get_task", "read_for", "register_task", "task_names"]

@@ -1,7 +1,8 @@
-"""Single-label and multi-label classification heads: loss, probabilities, metrics, predictions.
+"""Single-label and multi-label classification: one row of targets per example, one head on one feature vector.
 
 Targets are numpy arrays: class ids of shape (n,) for single-label, multi-hot rows of shape
-(n, n_labels) for multi-label. Metrics use scikit-learn (no metric code fetched from a hub).
+(n, n_labels) for multi-label. Evaluation keeps (logits, targets) per example: a row of
+n_labels numbers is small. Metrics use scikit-learn (no metric code fetched from a hub).
 """
 from __future__ import annotations
 
@@ -11,17 +12,45 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import labels as label_data
+from .base import Task, register_task
 
-class Task:
-    name: str
-    metric: str  # the validation metric early stopping watches (higher is better)
-    multi_label: bool  # independent sigmoid outputs (True) or one softmax over the labels (False)
 
-    def targets(self, y: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+class Classification(Task):
+    """What single- and multi-label classification share: labels read by ``data.labels``, a stratified split."""
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    head = "sequence"
+    solves_head = True
+
+    def model_config(self, labels):
+        problem = "multi_label_classification" if self.multi_label else "single_label_classification"
+        return super().model_config(labels) | {"problem_type": problem}
+
+    def build_labels(self, examples):
+        return label_data.build_labels(examples.raw_labels, self.multi_label, examples.label_names)
+
+    def encode(self, examples, labels, what):
+        return label_data.encode(examples.raw_labels, labels, self.multi_label, what=what)
+
+    def check(self, y, labels):
+        label_data.check_classes(y, labels)
+
+    def split(self, y, n, fraction, seed):
+        from ..training.schedule import MIN_VALIDATION_PER_CLASS
+
+        return label_data.stratified_split(y, fraction, seed, min_per_class=MIN_VALIDATION_PER_CLASS)
+
+    def validation_ok(self, y, n, n_labels):
+        from ..training.schedule import MIN_VALIDATION_PER_CLASS
+
+        counts = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=n_labels)
+        return int(counts.min()) >= MIN_VALIDATION_PER_CLASS
+
+    def counts(self, y, labels):
+        if y is None or len(y) == 0:
+            return {}
+        per = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=len(labels))
+        return {label: int(n) for label, n in zip(labels, per)}
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -29,21 +58,27 @@ class Task:
     def metrics(self, probs: np.ndarray, y: np.ndarray, threshold: float | None) -> dict[str, float]:
         raise NotImplementedError
 
-    def decode(self, probs: np.ndarray, labels: list[str], threshold: float | None) -> list[Any]:
-        raise NotImplementedError
-
-    def tune_threshold(self, probs: np.ndarray, y: np.ndarray) -> float | None:
-        return None
-
     def predictions(self, probs: np.ndarray, threshold: float | None) -> np.ndarray:
         """Class ids (single-label) or 0/1 rows (multi-label): what the metrics compare with ``y``."""
         raise NotImplementedError
 
-    def per_class(self, probs: np.ndarray, y: np.ndarray, labels: list[str],
-                  threshold: float | None = None) -> dict[str, dict[str, float]]:
+    def score(self, outputs, threshold=None, labels=None):
+        logits, y = outputs
+        probs = self.probabilities(torch.from_numpy(logits)).numpy()
+        return self.metrics(probs, y, threshold) | {"loss": float(self.loss(torch.from_numpy(logits), self.targets(y)))}
+
+    def decode(self, outputs, labels, threshold=None, inputs=()):
+        return self.decode_probs(self.probabilities(torch.from_numpy(outputs[0])).numpy(), labels, threshold)
+
+    def decode_probs(self, probs: np.ndarray, labels: list[str], threshold: float | None) -> list[Any]:
+        raise NotImplementedError
+
+    def per_class(self, outputs, labels, threshold=None):
         """Precision, recall, F1 and support of every label: what an overall score averages away."""
         from sklearn.metrics import precision_recall_fscore_support
 
+        logits, y = outputs
+        probs = self.probabilities(torch.from_numpy(logits)).numpy()
         kwargs = {} if self.multi_label else {"labels": np.arange(len(labels))}
         p, r, f, n = precision_recall_fscore_support(np.asarray(y).astype(int), self.predictions(probs, threshold),
                                                      average=None, zero_division=0, **kwargs)
@@ -51,10 +86,12 @@ class Task:
                 for i, name in enumerate(labels)}
 
 
-class SingleLabel(Task):
+@register_task
+class SingleLabel(Classification):
     name = "single_label"
+    aliases = ("single-label", "classification", "text_classification", "image_classification")
     metric = "accuracy"
-    multi_label = False
+    one_label_per_example = True
 
     def targets(self, y):
         return torch.as_tensor(np.asarray(y), dtype=torch.long)
@@ -75,16 +112,21 @@ class SingleLabel(Task):
         return {"accuracy": float(accuracy_score(y, pred)),
                 "f1_macro": float(f1_score(y, pred, average="macro", labels=np.arange(probs.shape[1]), zero_division=0))}
 
-    def decode(self, probs, labels, threshold=None):
+    def decode_probs(self, probs, labels, threshold=None):
         best = probs.argmax(-1)
         return [{"label": labels[i], "score": float(p[i])} for i, p in zip(best, probs)]
 
 
-class MultiLabel(Task):
+@register_task
+class MultiLabel(Classification):
     name = "multi_label"
+    aliases = ("multi-label", "multilabel")
     metric = "f1_micro"
     multi_label = True
     default_threshold = 0.5
+
+    def claims(self, examples):
+        return label_data.all_lists(examples.raw_labels)
 
     def targets(self, y):
         return torch.as_tensor(np.asarray(y), dtype=torch.float32)
@@ -107,12 +149,14 @@ class MultiLabel(Task):
                 "f1_macro": float(f1_score(y, pred, average="macro", zero_division=0)),
                 "exact_match": float(accuracy_score(y, pred))}
 
-    def decode(self, probs, labels, threshold=None):
+    def decode_probs(self, probs, labels, threshold=None):
         t = threshold or self.default_threshold
         return [[{"label": labels[j], "score": float(row[j])} for j in np.argsort(-row) if row[j] >= t] for row in probs]
 
-    def tune_threshold(self, probs, y):
+    def tune_threshold(self, outputs):
         """The threshold in 0.05..0.95 with the best micro-F1 on the validation split (ties: nearest 0.5)."""
+        logits, y = outputs
+        probs = self.probabilities(torch.from_numpy(logits)).numpy()
         grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
         scores = [(self.metrics(probs, y, t)["f1_micro"], -abs(t - 0.5), t) for t in grid]
         return float(max(scores)[2])

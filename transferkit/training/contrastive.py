@@ -224,8 +224,10 @@ def contrastive_tune(backbone, inputs: Sequence[Any], y: np.ndarray, param_group
     from ..strategies import frozen_modules, set_train_mode
     from .loop import make_accelerator
 
+    from ..tasks import get_task
+
     y = np.asarray(y)
-    options.check("single_label" if y.ndim == 1 else "multi_label", backbone.modality)
+    options.check(get_task("single_label" if y.ndim == 1 else "multi_label"), backbone.modality)
     head = _head(backbone)
     batch_size = options.batch_size or cfg.batch_size
     steps = options.steps or default_steps(len(y), batch_size, options.passes, options.min_steps, options.max_steps)

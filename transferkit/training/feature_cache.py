@@ -113,12 +113,9 @@ def probe_result(backbone, task, fit, train: tuple[torch.Tensor, torch.Tensor],
         row[f"cv_{task.metric}"] = fit.cv_score
     result = FitResult(model=backbone.model, cached=True, probe=fit)
     if val is not None:
-        logits = head(val[0].to(device)).float().cpu()
-        probs = task.probabilities(logits).numpy()
-        y = val[1].numpy()
-        row["eval_loss"] = float(task.loss(logits, val[1]))
-        row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
-        result.val_probs, result.val_y = probs, np.asarray(y)
+        outputs = (head(val[0].to(device)).float().cpu().numpy(), val[1].numpy())
+        row.update({f"eval_{k}": v for k, v in task.score(outputs, None).items()})
+        result.val_outputs = outputs
     row["seconds"] = round(fit.seconds, 3)
     result.history.append(row)
     return result

@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..config import TrainingConfig
 from ..errors import ConfigError
 from ..strategies import frozen_modules, set_train_mode
-from .inference import collect_logits
+from .inference import collect
 from .schedule import Schedule, plan
 
 logger = logging.getLogger("transferkit")
@@ -29,8 +28,7 @@ logger = logging.getLogger("transferkit")
 class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
-    val_probs: np.ndarray | None = None
-    val_y: np.ndarray | None = None
+    val_outputs: Any = None  # the task's outputs on the validation split at the best epoch (threshold tuning)
     is_main_process: bool = True
     model: torch.nn.Module | None = None
     cached: bool = False  # trained on cached features (training.feature_cache)
@@ -113,12 +111,14 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
 
 
 def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_loader, cfg: TrainingConfig,
-        epochs: int | None = None, validation_ok: bool = True, checkpointing=None) -> FitResult:
+        epochs: int | None = None, validation_ok: bool = True, checkpointing=None,
+        labels: list[str] | None = None) -> FitResult:
     """Train ``model`` (``forward(model, batch) -> logits``); ``result.model`` is the trained, unwrapped module.
 
     ``epochs`` overrides ``cfg.epochs``; ``validation_ok`` False means the validation split is too
     small to stop on or to pick a best epoch from (see :mod:`.schedule`): it is only reported.
     ``checkpointing`` (:class:`.checkpoint.Checkpointing`) saves the loop's state and resumes from it.
+    ``labels`` are the label names the task's scores may need (token classification reads entity types there).
     """
     from .checkpoint import StopRequest
 
@@ -136,6 +136,7 @@ def fit(model: torch.nn.Module, forward, task, param_groups, train_loader, val_l
     run = _Loop(accelerator, model, optimizer, _schedule(optimizer, sched.steps, cfg.warmup_ratio), sched, cfg,
                 FitResult(is_main_process=accelerator.is_main_process, schedule=sched), checkpointing)
     run.sampler = sampler if hasattr(sampler, "set_epoch") else None
+    run.labels = labels
     run.resume()
     with StopRequest() as stop_request:
         for epoch in range(run.epoch, sched.epochs + 1):
@@ -158,6 +159,7 @@ class _Loop:
         self.best, self.best_state, self.stale, self.step = (-math.inf, -math.inf), None, 0, 0
         self.epoch, self.batch, self.loss_sum, self.count, self.rng, self.started = 1, 0, 0.0, 0, None, 0.0
         self.sampler = None  # the (seed, epoch) shuffle of the training loader, set by fit
+        self.labels = None  # the label names, for the task's scores
         self.bar = tqdm(total=sched.steps, desc="training",
                         disable=not (cfg.progress_bar and accelerator.is_local_main_process))
 
@@ -202,6 +204,7 @@ class _Loop:
             self.sampler.set_epoch(epoch)
         for batch in loader:
             labels = batch.pop("labels")
+            n = len(next(iter(batch.values())))  # examples in this batch (labels may be a dict of tensors)
             with acc.accumulate(self.model):
                 loss = task.loss(forward(self.model, batch), labels)
                 acc.backward(loss)
@@ -216,8 +219,8 @@ class _Loop:
                 self.optimizer.zero_grad()
             self.batch += 1
             value = loss.item()  # summed per process; reduced once, at the end of the epoch
-            self.loss_sum += value * len(labels)
-            self.count += len(labels)
+            self.loss_sum += value * n
+            self.count += n
             self.bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
             stopping = stepped and stop_request.agreed(acc)  # every process takes part, every step
             if stepped and self.checkpointing is not None and (stopping or self._due()):
@@ -243,13 +246,14 @@ class _Loop:
                                                      device=self.accelerator.device), "sum")
         row: dict[str, Any] = {"epoch": epoch, "step": self.step, "train_loss": float(total[0] / max(1.0, total[1]))}
         if val_loader is not None:
-            probs, y = _evaluate(forward, self.model, task, val_loader, self.accelerator, row)
-            score = (row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
+            outputs = _evaluate(forward, self.model, task, val_loader, self.accelerator, row, self.labels)
+            sign = 1 if task.greater_is_better else -1
+            score = (sign * row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
             if not validation_ok:
-                self.result.val_probs, self.result.val_y = probs, y  # reported only: too few examples to choose by
+                self.result.val_outputs = outputs  # reported only: too few examples to choose by
             elif score > self.best:
                 self.best, self.stale, self.result.best_epoch = score, 0, epoch
-                self.result.val_probs, self.result.val_y = probs, y
+                self.result.val_outputs = outputs
                 self.best_state = _snapshot(self.unwrapped)
             else:
                 self.stale += 1
@@ -267,19 +271,17 @@ class _Loop:
         if self.best_state is not None and result.best_epoch != result.history[-1]["epoch"]:
             _restore(self.unwrapped, self.best_state)
             logger.info("restored the weights of epoch %d (best eval_%s=%.4f)", result.best_epoch, task.metric,
-                        self.best[0])
+                        self.best[0] if task.greater_is_better else -self.best[0])
         result.model = self.unwrapped
         self.accelerator.wait_for_everyone()
         return result
 
 
-def _evaluate(forward, model, task, val_loader, accelerator, row: dict[str, Any]):
-    """Validation metrics into ``row``; returns (probabilities, targets)."""
-    logits, y = collect_logits(forward, model, val_loader, accelerator)
-    probs = task.probabilities(torch.from_numpy(logits)).numpy()
-    row["eval_loss"] = float(task.loss(torch.from_numpy(logits), task.targets(y)))
-    row.update({f"eval_{k}": v for k, v in task.metrics(probs, y, None).items()})
-    return probs, y
+def _evaluate(forward, model, task, val_loader, accelerator, row: dict[str, Any], labels=None):
+    """Validation metrics (``loss`` included) into ``row``; returns the task's outputs."""
+    outputs = collect(forward, model, val_loader, task, accelerator)
+    row.update({f"eval_{k}": v for k, v in task.score(outputs, None, labels).items()})
+    return outputs
 
 
 def _log_epoch(row: dict[str, Any], epochs: int) -> None:
@@ -291,9 +293,15 @@ def _log_epoch(row: dict[str, Any], epochs: int) -> None:
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of what training changes: trainable parameters and buffers (BatchNorm statistics)."""
-    state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    state.update({n: b.detach().clone() for n, b in model.named_buffers()})
+    """Copies of what training changes: trainable parameters and saved buffers (BatchNorm statistics).
+
+    Never the whole model: under LoRA or freeze the frozen weights are not copied, and the copies
+    live on the CPU, so tracking the best epoch costs no accelerator memory. Buffers a model does
+    not save (causal masks, rotary tables) are constants and are not copied either.
+    """
+    state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+    saved = set(model.state_dict(keep_vars=True))
+    state.update({n: b.detach().to("cpu", copy=True) for n, b in model.named_buffers() if n in saved})
     return state
 
 
