@@ -122,7 +122,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
         threshold=_threshold(data.task, run.result), transferkit_version=__version__,
         resolved=run.resolved(backbone, data) | _max_length(backbone)
         | _run_facts(data, cfg, time.perf_counter() - started, run.result.probe is not None))
-    adapted = Adapted(backbone, config, run.result.history, base=_base_source(model, loaders))
+    adapted = Adapted(backbone, config, run.result.history, base=_base_source(model))
     if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
         scores = adapted.evaluate(test_dataset, name="the test set given to adapt()")
         logger.info("test_dataset: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
@@ -288,9 +288,10 @@ def _digest(y: Any) -> int:
     return int.from_bytes(h.digest()[:4], "big")
 
 
-def _base_source(model: Any, loaders: "_Loaders"):
-    """What a causal LM's ``base_perplexity`` reloads: the user's module as given (never trained), or its name."""
-    return model if loaders.task.head == "causal_lm" else None
+def _base_source(model: Any):
+    """What ``Adapted.base_model`` rebuilds from: the module given to adapt (training changed a copy), or None
+    for a name or folder, which it loads again from ``config.model``."""
+    return model if isinstance(model, torch.nn.Module) else None
 
 
 def _check_modality(model, backbone, data: _Data) -> None:

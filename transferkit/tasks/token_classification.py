@@ -43,6 +43,10 @@ class TokenClassification(Task):
     strategy_reason = ("token classification: LoRA on every layer with a new tag head (no linear probe: a tag per "
                        "word is not one feature vector per example)")
 
+    label_word = "tag"
+    example_word = "sentences"
+    percent_metrics = ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")
+
     # --- data -------------------------------------------------------------------------------------
     def recognises(self, data: Any) -> bool:
         return recognises(data)
@@ -182,6 +186,40 @@ class TokenClassification(Task):
                               "score": float(np.mean(seen)) if seen else 0.0})
             results.append(found)
         return results
+
+    # --- the model card ---------------------------------------------------------------------------
+    def pipeline_tag(self, modality):
+        return "token-classification"
+
+    def card_summary(self, record):
+        kinds = sorted({entities.parse(t)[1] for t in record["labels"]} - {None})
+        return (f"A named-entity tagger ({len(record['labels'])} word tags; entity types: "
+                + ", ".join(f"`{k}`" for k in kinds) + ")")
+
+    def card_example(self, record):
+        return ("for entity in model.predict(['Order #48213 shipped with DHL on 2026-03-04.'])[0]:\n"
+                "    print(entity['entity_group'], entity['word'], entity['start'], entity['end'])")
+
+    def card_usage(self, record, repo_id):
+        return ("Without transferkit, with transformers (the folder is a plain `AutoModelForTokenClassification`):"
+                f"\n\n```python\nfrom transformers import pipeline\n"
+                f"tagger = pipeline(\"token-classification\", model=\"{repo_id}\", aggregation_strategy=\"first\")\n"
+                "print(tagger('Order #48213 shipped with DHL on 2026-03-04.'))\n```\n\n"
+                "Use `aggregation_strategy=\"first\"`: the model was trained with each word's first sub-token "
+                "labelled, and the default grouping can return pieces of one word (`'p'`, `'##25'`). The pipeline "
+                "splits words at every punctuation mark; `transferkit.load(...).predict` splits them as the training "
+                "data was written (at spaces, punctuation at word edges apart), so ids such as `P256-X` stay one word.")
+
+    def card_limits(self, record):
+        return ["It finds only the entity types it was trained on; a word gets one tag, decided by its first "
+                "sub-token, so an entity is always made of whole words.",
+                "Raw text is split into words at spaces, with punctuation at a word's edges apart; text tokenized "
+                "differently from the training data (e.g. '12 - 4' against '12-4') can be tagged differently.",
+                f"Sentences are cut to {_max_length(record)} sub-words; words beyond are tagged 'O'."]
+
+
+def _max_length(record: dict[str, Any]) -> Any:
+    return record["resolved"].get("max_length", record["training"].get("max_length"))
 
 
 def _show(words: Sequence[str]) -> str:
