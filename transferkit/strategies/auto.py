@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import StrategyError
-from .base import Strategy, register_strategy
+from .base import Strategy, as_task, register_strategy
 from .contrastive import Contrastive
 from .freeze import Freeze
 from .full import Full
@@ -81,7 +81,7 @@ class Auto(Strategy):
         its head): contrastive tuning needs that embedding. ``can_verify``: a validation split large
         enough to check a fine-tuned candidate against the probe exists.
         """
-        per_class, task = f"{examples_per_class:.0f} examples per class", _task(task)
+        per_class, task = f"{examples_per_class:.0f} examples per class", as_task(task)
         if modality == "image":
             if not can_verify:
                 return None
@@ -102,7 +102,7 @@ class Auto(Strategy):
                can_verify: bool = False, embeds: bool = True) -> Decision:
         """The strategy to run for ``task`` (a :class:`~transferkit.tasks.Task`). ``estimate(strategy)``: its
         training seconds (None: unknown); ``spent``: seconds so far."""
-        task = _task(task)
+        task = as_task(task)
         if task.default_strategy is not None:  # no head to probe (token classification, causal LM)
             from .base import strategy_from
 
@@ -147,9 +147,3 @@ class Auto(Strategy):
     def apply(self, backbone, learning_rate):  # pragma: no cover - api resolves Auto before applying
         raise RuntimeError("Auto must be resolved with decide() before it is applied.")
 
-
-def _task(task):
-    """A Task object from a task or its name (tests and callers may pass either)."""
-    from ..tasks import get_task
-
-    return get_task(task) if isinstance(task, str) else task

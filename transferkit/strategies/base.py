@@ -34,6 +34,7 @@ class Strategy:
     def check(self, task, modality: str) -> None:
         """Refuse, before anything loads, a task (a :class:`~transferkit.tasks.Task`) or modality this strategy
         cannot serve. A strategy that solves a linear head needs a task with one (classification)."""
+        task = as_task(task)
         if self.solves_head and not task.solves_head:
             raise StrategyError(f"strategy {self.name!r} solves a linear head on one feature vector per example, and "
                                 f"task {task.name!r} has no such head. Use strategy='lora' (the default for this "
@@ -52,6 +53,13 @@ class Strategy:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self)}
+
+
+def as_task(task: Any):
+    """A Task object from a task or its registered name (callers may pass either)."""
+    from ..tasks import get_task
+
+    return get_task(task) if isinstance(task, str) else task
 
 
 def is_int(value: Any) -> bool:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import StrategyError, did_you_mean
-from .base import Strategy, freeze_all, lower_count, register_strategy, unfreeze
+from .base import Strategy, as_task, freeze_all, lower_count, register_strategy, unfreeze
 
 LOSS_CHOICES = ("supcon", "cosine")
 GROUP_CHOICES = ("all", "upper")
@@ -118,6 +118,7 @@ class Contrastive(Strategy):
                 "without augmentation, 79.7% for the probe on frozen features). Use strategy='linear-probe', or "
                 "'full' / 'lora' with more examples per class.")
         super().check(task, modality)
+        task = as_task(task)
         if not task.one_label_per_example:
             raise StrategyError(f"strategy 'contrastive' needs a single-label task (one class per example), got "
                                 f"task={task.name!r}: with several labels per example 'same class' has no single "
