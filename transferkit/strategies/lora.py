@@ -130,7 +130,8 @@ def merge_keeping_adapter(backbone) -> None:
 
     model = backbone.model
     config = model.peft_config["default"]
-    lora = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items() if "lora_" in k}
+    lora = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()
+            if "lora_" in k}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         backbone.model = model.merge_and_unload()

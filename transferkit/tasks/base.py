@@ -220,7 +220,10 @@ def read_for(data: Any, task: Task | None, input_column: str | None, label_colum
     if task is not None:
         return task, task.read(data, input_column, label_column, require_labels=task.needs_labels)
     examples = TASKS["single_label"].read(data, input_column, label_column)
-    return detect_task(examples), examples
+    task = detect_task(examples)
+    if type(task).read is not type(TASKS["single_label"]).read:  # claimed by a task with its own reader and checks
+        examples = task.read(data, input_column, label_column, require_labels=task.needs_labels)
+    return task, examples
 
 
 def _load_tasks() -> None:

@@ -54,9 +54,11 @@ def recognises(data: Any) -> bool:
     if columns is None:
         return False
     firsts = {c: _first(data, c) for c in columns}
-    words = [c for c, v in firsts.items() if _is_word_list(v)]
-    return any(isinstance(v, (list, tuple)) and len(v) == len(firsts[w]) for w in words
-               for c, v in firsts.items() if c != w)
+    # A named word column counts even when its first sentence is empty, and a named tag column even when its
+    # first row's length is wrong: the reader then names the faulty sentence instead of classification failing.
+    words = [c for c, v in firsts.items() if _is_word_list(v) or c.lower() in WORD_COLUMNS and isinstance(v, list)]
+    return any(isinstance(v, (list, tuple)) and (len(v) == len(firsts[w]) or c.lower() in TAG_COLUMNS)
+               for w in words for c, v in firsts.items() if c != w)
 
 
 def _columns(data: Any) -> list[str] | None:
