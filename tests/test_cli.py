@@ -325,3 +325,134 @@ def test_a_closed_pipe_ends_the_command_quietly():
                           "echo status=${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=300)
     lines = run.stdout.splitlines()
     assert len(lines) == 2 and lines[-1] in ("status=141", "status=0") and run.stderr.strip() == "", run.stderr
+
+
+# --- the other tasks: token classification (NER) and causal-LM adaptation ----------------------------------------
+@pytest.fixture(scope="module")
+def task_data(tmp_path_factory):
+    """A CoNLL training and test file of tagged order messages; a training and a test text of support messages."""
+    from transferkit.ner_data import order_messages, to_conll
+    from transferkit.testing import shipping_texts
+
+    root = tmp_path_factory.mktemp("task-data")
+    (root / "support.txt").write_text("\n".join(shipping_texts(24, seed=0)))
+    (root / "support-test.txt").write_text("\n".join(shipping_texts(6, seed=1)))
+    return {"conll": str(to_conll(order_messages(40, seed=0), root / "train.conll")),
+            "conll_test": str(to_conll(order_messages(10, seed=1), root / "test.conll")),
+            "text": str(root / "support.txt"), "text_test": str(root / "support-test.txt")}
+
+
+@pytest.fixture(scope="module")
+def trained_ner(tiny_models, task_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli-ner") / "model"
+    run = _cli("adapt", tiny_models["bert"], task_data["conll"], "--task", "token_classification", "--test-data",
+               task_data["conll_test"], "--epochs", "1", "--max-length", "32", "--output-dir", out, "--json", *QUIET)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out, json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def trained_lm(tiny_models, task_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli-lm") / "model"
+    run = _cli("adapt", tiny_models["gpt2"], task_data["text"], "--task", "causal_lm", "--test-data",
+               task_data["text_test"], "--strategy", "lora", "--strategy-option", "rank=4", "--epochs", "1",
+               "--max-length", "32", "--output-dir", out, "--json", *QUIET)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out, json.loads(run.stdout)
+
+
+ENTITY_METRICS = {"entity_f1", "entity_precision", "entity_recall", "token_accuracy", "loss"}
+
+
+def test_ner_adapt_then_evaluate_then_predict(trained_ner, task_data, tmp_path, capsys):
+    from transferkit.ner_data import ENTITY_TYPES
+
+    out, record = trained_ner
+    assert record["output_dir"] == str(out) and record["strategy"] == "lora"  # auto's pick for a tagger
+    assert set(record["test_metrics"]) == ENTITY_METRICS
+    assert main(["evaluate", str(out), task_data["conll_test"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(record["test_metrics"])
+    assert main(["evaluate", str(out), task_data["conll_test"]]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["metric", "value"] and {line.split()[0] for line in table[1:]} == ENTITY_METRICS
+
+    texts = ["Where is order #48213? It should arrive by March 4.", "UPS lost P256-X, call me at 9am"]
+    (tmp_path / "messages.txt").write_text("\n".join(texts) + "\n")
+    expected = load(out).predict(texts)
+    assert main(["predict", str(out), str(tmp_path / "messages.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"input": t, "entities": e} for t, e in zip(texts, expected)]
+    assert main(["predict", str(out), str(tmp_path / "messages.txt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shown: dict[str, list[list[str]]] = {}
+    for line in lines:  # each text, then one indented line per entity: its text, its type, its score
+        if not line.startswith("  "):
+            shown[line] = []
+        elif line.strip() != "(no entities)":
+            shown[list(shown)[-1]].append(line.split())
+    assert list(shown) == texts
+    for (text, rows), entities in zip(shown.items(), expected):
+        assert [(" ".join(r[:-2]), r[-2], float(r[-1])) for r in rows] == [
+            (e["word"], e["entity_group"], pytest.approx(e["score"], abs=1e-4)) for e in entities]
+        assert all(r[-2] in ENTITY_TYPES for r in rows)
+
+
+def test_ner_predict_reads_the_sentences_of_a_conll_file(trained_ner, task_data, capsys):
+    from transferkit.tasks.token_data import read_conll
+
+    out, _ = trained_ner
+    assert main(["predict", str(out), task_data["conll_test"], "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    words, _ = read_conll(Path(task_data["conll_test"]))
+    assert [r["input"] for r in records] == [" ".join(w) for w in words]  # sentences, not "word<TAB>tag" lines
+    assert records[0]["entities"] == load(out).predict([words[0]])[0]
+
+
+def test_lm_adapt_then_evaluate_then_generate(trained_lm, task_data, capsys):
+    out, record = trained_lm
+    assert set(record["test_metrics"]) == {"perplexity", "base_perplexity", "loss"}
+    assert load(out).config.strategy["rank"] == 4
+    assert main(["evaluate", str(out), task_data["text_test"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(record["test_metrics"])
+    expected = load(out).generate("Order #48213", max_new_tokens=6)
+    assert main(["generate", str(out), "Order #48213", "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out == expected + "\n"  # the continuation alone
+    assert main(["generate", str(out), "Order #48213", "--max-new-tokens", "6", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"prompt": "Order #48213", "continuation": expected}
+    run = _cli("generate", out, "-", "--max-new-tokens", "6", stdin="Order #48213")  # the prompt from stdin
+    assert run.returncode == 0 and run.stdout == expected + "\n", run.stderr[-2000:]
+
+
+def test_adapt_help_lists_the_registered_tasks(capsys):
+    from transferkit.tasks import task_names
+
+    assert main(["adapt", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "{tasks}" not in help_text and f"one of {', '.join(task_names())}" in help_text
+
+
+TASK_ERRORS = {
+    "predict with a causal LM": (["predict", "{lm}", "{text}"], "transferkit generate {lm} 'PROMPT'"),
+    "generate with a tagger": (["generate", "{ner}", "Order"], "transferkit predict {ner} INPUT"),
+    "generate with a classifier": (["generate", "{classifier}", "Order"], "generate continues text with a causal LM"),
+    "empty prompt": (["generate", "{lm}", " "], "the prompt is empty"),
+    "no new tokens": (["generate", "{lm}", "Order", "--max-new-tokens", "0"], "max_new_tokens must be"),
+    "misspelt generate option": (["generate", "{lm}", "Order", "--option", "temprature=0.7"], "temprature"),
+    "misspelt task": (["adapt", "{bert}", "{conll}", "--task", "token_clasification"],
+                      "Did you mean 'token_classification'"),
+    "encoder as causal LM": (["adapt", "{bert}", "{text}", "--task", "causal_lm"], "causal_lm"),
+    "tagger on lines of text": (["evaluate", "{ner}", "{text}"], "which the training set never had"),
+}
+
+
+@pytest.mark.parametrize("case", list(TASK_ERRORS))
+def test_task_mistakes_are_one_line(case, tiny_models, task_data, trained_ner, trained_lm, trained_text, capsys,
+                                    logs_to_capsys):
+    args, expected = TASK_ERRORS[case]
+    values = {"lm": trained_lm[0], "ner": trained_ner[0], "classifier": trained_text[0], "bert": tiny_models["bert"],
+              **task_data}
+    code = main([a.format(**values) for a in args])
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("transferkit") and "error:" in lines[0], err
+    assert expected.format(**values) in lines[0] and "Traceback" not in err

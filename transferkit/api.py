@@ -103,6 +103,8 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     check_precision(cfg)
     data = _read_data(train, eval_dataset, get_task(task) if task is not None else None, input_column, label_column)
     chosen.check(data.task, data.examples.modality)
+    if test_dataset is not None:  # its faults (a label the training set lacks) surface now, not after training
+        _read_test(test_dataset, data)
 
     options = {"image_size": cfg.image_size, "max_length": cfg.max_length, "tokenizer": tokenizer,
                "augment": cfg.augment, "pretrained": pretrained, "trust_remote_code": trust_remote_code}
@@ -251,6 +253,12 @@ def _read_data(train, eval_dataset, task: Task | None, input_column, label_colum
             raise DataError(f"the eval set holds {ev.modality} inputs but the training set holds {ex.modality} inputs.")
         data.eval_examples, data.val_y = ev, task.encode(ev, labels, what="eval set")
     return data
+
+
+def _read_test(test_dataset, data: _Data) -> None:
+    task, ex = data.task, data.examples
+    test = task.read(test_dataset, ex.input_column, ex.label_column, require_labels=task.needs_labels)
+    task.encode(test, data.labels, what="test set")
 
 
 def _split(data: _Data, backbone, cfg: TrainingConfig) -> None:

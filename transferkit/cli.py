@@ -125,46 +125,113 @@ def cmd_evaluate(args: Namespace) -> int:
 def cmd_predict(args: Namespace) -> int:
     from . import load
 
-    modality = _modality(args.model_dir)
-    model = None if modality else load(args.model_dir)  # a Hub id, or a bad folder whose fault load() names
-    inputs = read_inputs(args.inputs, modality or model.config.modality)  # a wrong input fails before loading
+    saved = _saved(args.model_dir)
+    model = None if saved else load(args.model_dir)  # a Hub id, or a bad folder whose fault load() names
+    modality, task = (saved["modality"], saved["task"]) if saved else (model.config.modality, model.task)
+    task = _check_predicts(task, args.model_dir)  # a causal LM generates: said before anything loads
+    inputs = read_inputs(args.inputs, modality, task)  # a wrong input fails before loading
     model = model or load(args.model_dir)
-    records = []
-    for text, prediction in zip(inputs, model.predict(inputs, batch_size=args.batch_size)):
-        if isinstance(prediction, dict):
-            records.append({"input": text, "label": prediction["label"], "score": prediction["score"]})
-        else:  # multi-label: every label above the threshold
-            records.append({"input": text, "label": [p["label"] for p in prediction],
-                            "score": [p["score"] for p in prediction]})
+    records, table = PREDICTIONS.get(task.head, (_label_records, _predictions_table))
+    found = records([_shown_input(x) for x in inputs], model.predict(inputs, batch_size=args.batch_size))
     if args.json:
-        print(json.dumps(records, indent=2, ensure_ascii=False))
+        print(json.dumps(found, indent=2, ensure_ascii=False))
     else:
-        print(_predictions_table(records, clip=modality == "text"))  # paths in full: a cut path names nothing
+        print(table(found, clip=modality == "text"))  # paths in full: a cut path names nothing
     return 0
 
 
-def _modality(folder: str) -> str | None:
-    """The saved model's modality, read from its transferkit.json without loading the weights; None if unreadable."""
+def _saved(folder: str) -> dict[str, str] | None:
+    """The saved model's modality and task, read from its transferkit.json without loading the weights; None if
+    unreadable."""
     try:
-        return str(json.loads((Path(folder).expanduser() / "transferkit.json").read_text())["modality"])
+        record = json.loads((Path(folder).expanduser() / "transferkit.json").read_text())
+        return {"modality": str(record["modality"]), "task": str(record["task"])}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def read_inputs(items: list[str], modality: str) -> list[str]:
+def _generates(task) -> bool:
+    """Whether ``task`` continues text (its own ``generate``), rather than the base Task's refusal."""
+    from .tasks import Task
+
+    return type(task).generate is not Task.generate
+
+
+def _check_predicts(name: str, folder: str):
+    """The saved model's task, if it has something to predict; for a causal LM, the error names generate."""
+    from .errors import ConfigError
+    from .tasks import get_task
+
+    task = get_task(name)
+    try:
+        task.check_predict()
+    except ConfigError:
+        if not _generates(task):
+            raise
+        raise ConfigError(f"{folder!r} holds a {task.name} model, which has no labels to predict: continue a text "
+                          f"with `transferkit generate {folder} 'PROMPT' [--max-new-tokens N]`, or score text with "
+                          f"`transferkit evaluate {folder} TEXT_FILE` (its perplexity).") from None
+    return task
+
+
+def _shown_input(item: Any) -> str:
+    """An input as the table and JSON show it: a sentence read as words (a CoNLL file) is shown as its text."""
+    return getattr(item, "text", None) or (" ".join(item) if isinstance(item, list) else item)
+
+
+def _label_records(inputs: list[str], predictions: list[Any]) -> list[dict[str, Any]]:
+    """A label and score per input (classification); a list of each for multi-label (every label above the
+    threshold)."""
+    records = []
+    for text, prediction in zip(inputs, predictions):
+        if isinstance(prediction, dict):
+            records.append({"input": text, "label": prediction["label"], "score": prediction["score"]})
+        else:
+            records.append({"input": text, "label": [p["label"] for p in prediction],
+                            "score": [p["score"] for p in prediction]})
+    return records
+
+
+def _entity_records(inputs: list[str], predictions: list[Any]) -> list[dict[str, Any]]:
+    """The entities of each input text, as predict() returns them."""
+    return [{"input": text, "entities": entities} for text, entities in zip(inputs, predictions)]
+
+
+def _entities_table(records: list[dict[str, Any]], clip: bool = True) -> str:
+    """Each input on a line of its own, then one indented line per entity: its text, its type, its score. Inputs are
+    never clipped (``clip`` is ignored): the entities are read off them."""
+    found = [e for r in records for e in r["entities"]]
+    word = max([len(e["word"]) for e in found] + [len("entity")])
+    kind = max([len(e["entity_group"]) for e in found] + [len("type")])
+    lines = []
+    for record in records:
+        lines.append(record["input"])
+        lines += [f"  {e['word'].ljust(word)}  {e['entity_group'].ljust(kind)}  {e['score']:.4f}"
+                  for e in record["entities"]] or ["  (no entities)"]
+    return "\n".join(lines)
+
+
+# How predict shows a task's predictions, keyed by Task.head (default: a label and a score per input).
+PREDICTIONS = {"token": (_entity_records, _entities_table)}
+
+
+def read_inputs(items: list[str], modality: str, task: Any = None) -> list[Any]:
     """The command line's INPUTS as texts or image paths: for text models, the text column of CSV / JSONL files, the
     lines of other files or of stdin (``-``), blank lines skipped; for image models, image files, folders of images,
-    or paths on stdin."""
+    or paths on stdin. A file in a form only ``task`` reads (a CoNLL file for a tagger) gives its examples' inputs
+    (a sentence's words)."""
     from .data.images import IMAGE_SUFFIXES
     from .errors import DataError
 
-    found: list[str] = []
+    found: list[Any] = []
     for item in items:
         path = Path(item).expanduser()
         if item == "-":
             found += [line.rstrip("\r\n") for line in sys.stdin]
         elif modality == "image" and path.is_dir():
             found += [str(f) for f in sorted(path.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        elif path.is_file() and task is not None and task.recognises(str(path)):
+            found += list(task.read(str(path), None, None, require_labels=False).inputs)
         elif path.is_file() and modality == "text" and path.suffix.lower() in TABLE_SUFFIXES:
             found += _table_texts(path)
         elif path.is_file():
@@ -174,7 +241,7 @@ def read_inputs(items: list[str], modality: str) -> list[str]:
                     if modality == "text" else "")
             raise DataError(f"input {item!r}: no such {'file or folder' if modality == 'image' else 'file'} "
                             f"(resolved from {Path.cwd()}){hint}.")
-    found = [f for f in found if f.strip()]
+    found = [f for f in found if not isinstance(f, str) or f.strip()]
     if not found:
         wanted = "image files or folders" if modality == "image" else "a text file with one input per line"
         raise DataError(f"no inputs found in {items}: give {wanted}, or - to read stdin.")
@@ -201,7 +268,7 @@ def _lines(path: Path) -> list[str]:
                         "re-save it as UTF-8, one input per line.") from None
 
 
-def _predictions_table(records: list[dict[str, Any]], clip: bool) -> str:
+def _predictions_table(records: list[dict[str, Any]], clip: bool = True) -> str:
     def cell(value: Any) -> str:
         if isinstance(value, list):
             return ", ".join(cell(v) for v in value) or "-"
@@ -216,6 +283,38 @@ def _predictions_table(records: list[dict[str, Any]], clip: bool) -> str:
 def _clip(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --- generate ------------------------------------------------------------------------------------------------------
+def cmd_generate(args: Namespace) -> int:
+    from . import load
+    from .errors import ConfigError, TransferkitError
+    from .tasks import get_task
+
+    saved = _saved(args.model_dir)
+    task = get_task(saved["task"]) if saved else None
+    if task is not None and not _generates(task):
+        raise ConfigError(f"{args.model_dir!r} holds a {task.name} model: generate continues text with a causal LM "
+                          "(transferkit adapt MODEL TEXT_FILE --task causal_lm). Use "
+                          f"`transferkit predict {args.model_dir} INPUT` for this one.")
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty: give the text to continue, e.g. transferkit generate DIR 'Your order', "
+                          "or - to read it from stdin.")
+    options = dict(parse_assignment(text, "--option") for text in args.option or [])
+    model = load(args.model_dir)
+    try:
+        continuation = model.generate(prompt, max_new_tokens=args.max_new_tokens, **options)
+    except TransferkitError:
+        raise
+    except (TypeError, ValueError) as exc:  # transformers refuses an unknown or bad generate() option
+        if not options:
+            raise
+        raise ConfigError(f"transformers' generate() refused --option {options}: "
+                          f"{str(exc).splitlines()[0][:300]}") from None
+    print(json.dumps({"prompt": prompt, "continuation": continuation}, ensure_ascii=False) if args.json
+          else continuation)
+    return 0
 
 
 # --- push / list-models / env / demo -----------------------------------------------------------------------------
@@ -312,8 +411,8 @@ def cmd_demo(args: Namespace) -> int:
     return 0
 
 
-COMMANDS = {"adapt": cmd_adapt, "evaluate": cmd_evaluate, "predict": cmd_predict, "compare": cmd_compare,
-            "push": cmd_push, "list-models": cmd_list_models, "env": cmd_env, "demo": cmd_demo}
+COMMANDS = {"adapt": cmd_adapt, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
+            "compare": cmd_compare, "push": cmd_push, "list-models": cmd_list_models, "env": cmd_env, "demo": cmd_demo}
 
 
 if __name__ == "__main__":

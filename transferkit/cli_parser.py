@@ -17,12 +17,27 @@ EPILOG = """examples:
   transferkit adapt packaged:efficientnet_lite0 data/trucks/train --test-data data/trucks/test --output-dir out/trucks
   transferkit adapt --config recipes/text_csv.yaml --epochs 3
   transferkit predict out/trucks photos/ --json | jq '.[0]'
+  transferkit adapt packaged:all-MiniLM-L6-v2 train.conll --task token_classification --output-dir out/ner
+  transferkit adapt packaged:SmolLM2-135M-Instruct support.txt --task causal_lm --output-dir out/lm
+  transferkit generate out/lm "Your order #48213" --max-new-tokens 40
   accelerate launch -m transferkit adapt ...   (several processes or GPUs: the same command)
 run "transferkit COMMAND --help" for a command's options."""
 
 
+TASKS = "{tasks}"  # in a help text: the registered task names, filled in when the help is shown
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error that says where the help is, and a suggestion for a mistyped command."""
+
+    def format_help(self) -> str:
+        if any(TASKS in (action.help or "") for action in self._actions):
+            from .tasks import task_names  # imports torch: paid when this help is shown, not on every command
+
+            for action in self._actions:
+                if action.help:
+                    action.help = action.help.replace(TASKS, ", ".join(task_names()))
+        return super().format_help()
 
     def error(self, message: str) -> None:
         if "invalid choice" in message and self.prog == "transferkit":
@@ -34,9 +49,12 @@ class Parser(argparse.ArgumentParser):
 
 
 COMMAND_HELP = {
-    "adapt": "train MODEL on DATA (a folder per class, a CSV or JSONL file) and save it; prints the test metrics",
-    "evaluate": "score a saved model on labelled data",
-    "predict": "predict with a saved model: image files or folders, or lines of text from a file or stdin",
+    "adapt": "train MODEL on DATA (a folder per class, a CSV or JSONL file, a CoNLL file, a text file) and save it; "
+             "prints the test metrics",
+    "evaluate": "score a saved model on labelled data (a causal LM: on text, beside the base model's perplexity)",
+    "predict": "predict with a saved model: image files or folders, or lines of text from a file or stdin "
+               "(a tagger prints the entities of each text)",
+    "generate": "continue a prompt with a saved causal LM (adapt --task causal_lm); prints the continuation",
     "compare": "transfer against the same network from scratch and classic machine learning; writes an HTML report",
     "push": "upload a saved model folder to the Hugging Face Hub; prints the commit URL",
     "list-models": "model names that match a pattern: timm architectures, packaged models, common Hub ids",
@@ -53,8 +71,8 @@ def build_parser(commands: dict[str, Callable]) -> Parser:
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"transferkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    adders = {"adapt": _adapt, "evaluate": _evaluate, "predict": _predict, "compare": _compare, "push": _push,
-              "list-models": _list_models, "env": _env, "demo": _demo}
+    adders = {"adapt": _adapt, "evaluate": _evaluate, "predict": _predict, "generate": _generate, "compare": _compare,
+              "push": _push, "list-models": _list_models, "env": _env, "demo": _demo}
     parser.commands = {}
     for name, text in COMMAND_HELP.items():
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".", allow_abbrev=False)
@@ -71,7 +89,9 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="an option of the strategy, repeatable: --strategy lora --strategy-option rank=4 "
                         "--strategy-option groups=upper")
-    g.add_argument("--task", metavar="TASK", help="single_label or multi_label (default: detected from the labels)")
+    g.add_argument("--task", metavar="TASK",
+                   help=f"one of {TASKS} (default: detected from the data: a .conll file is token_classification, "
+                        "lists of labels multi_label, else single_label; causal_lm is never guessed)")
     g.add_argument("--epochs", metavar="N", type=int,
                    help="epochs to train (default: a step budget from the data size)")
     g.add_argument("--max-steps", metavar="N", type=int, help="optimizer steps to train at most")
@@ -102,7 +122,10 @@ def _adapt(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="a timm name (resnet50), a Hugging Face id (bert-base-uncased, gpt2), a packaged name "
                         "(packaged:all-MiniLM-L6-v2) or a model folder")
-    p.add_argument("data", nargs="?", metavar="DATA", help="a folder with one folder per class, or a CSV or JSONL file")
+    p.add_argument("data", nargs="?", metavar="DATA",
+                   help="a folder with one folder per class, or a CSV or JSONL file; token_classification: a CoNLL "
+                        "file (a word and its tag per line, a blank line between sentences); causal_lm: a text file, "
+                        "or a CSV or JSONL file with a text column")
     p.add_argument("--config", metavar="FILE", help="a YAML file of settings (adapt() options and model, data, "
                                                     "test_data, output_dir, push_to_hub); flags given here override it")
     _training_options(p)
@@ -145,7 +168,9 @@ def _compare(p: argparse.ArgumentParser) -> None:
 
 def _evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", metavar="DIR", help="a folder saved by transferkit (adapt --output-dir)")
-    p.add_argument("data", metavar="DATA", help="labelled data: a folder per class, or a CSV or JSONL file")
+    p.add_argument("data", metavar="DATA",
+                   help="data in a form adapt reads: a folder per class, a CSV or JSONL file, a CoNLL file (a tagger), "
+                        "a text file (a causal LM)")
     p.add_argument("--batch-size", metavar="N", type=int, default=32, help="examples per batch (default 32)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
@@ -154,10 +179,23 @@ def _predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", metavar="DIR", help="a folder saved by transferkit (adapt --output-dir)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image models: image files or folders of images; text models: text files, one input per "
-                        "line; - reads stdin (lines of text, or image paths)")
+                        "line (a tagger also reads the sentences of a CoNLL file); - reads stdin (lines of text, or "
+                        "image paths)")
     p.add_argument("--batch-size", metavar="N", type=int, default=32, help="inputs per batch (default 32)")
     p.add_argument("--json", action="store_true",
-                   help="print a JSON list: one record per input with input, label, score")
+                   help="print a JSON list: one record per input with input, label, score (a tagger: input and "
+                        "entities, each with entity_group, word, start, end, score)")
+
+
+def _generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", metavar="DIR", help="a folder saved by transferkit adapt --task causal_lm")
+    p.add_argument("prompt", metavar="PROMPT", help="the text to continue; - reads it from stdin")
+    p.add_argument("--max-new-tokens", metavar="N", type=int, default=50,
+                   help="tokens to generate at most (default 50)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="an option of transformers' generate(), repeatable: --option do_sample=true --option "
+                        "top_p=0.9 (default: greedy decoding)")
+    p.add_argument("--json", action="store_true", help="print a JSON object with prompt and continuation")
 
 
 def _push(p: argparse.ArgumentParser) -> None:

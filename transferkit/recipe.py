@@ -151,10 +151,17 @@ def _check_inputs(s: Mapping[str, Any]) -> None:
     """Missing data files and unknown model names fail here, in one line, before any data is read or model loaded."""
     for key in ("data", "eval_data", "test_data"):
         check_data_path(s.get(key), key)
+    task = None
+    if s.get("task") is not None:
+        from .tasks import get_task
+
+        task = get_task(s["task"])  # a misspelt task fails now, with the registered names, before any note
     if isinstance(s["model"], (str, Path)):
         from .backbones.base import resolve_family
 
-        resolve_family(str(s["model"]), bool(s.get("trust_remote_code")))
+        family, _ = resolve_family(str(s["model"]), bool(s.get("trust_remote_code")))
+        if task is not None:
+            family.check_task(task, s["model"])  # e.g. an encoder asked for causal_lm, refused before loading
 
 
 def check_data_path(value: Any, name: str) -> None:
@@ -163,7 +170,8 @@ def check_data_path(value: Any, name: str) -> None:
         from .errors import DataError
 
         raise DataError(f"{name} {str(value)!r} does not exist (resolved from {Path.cwd()}): give a folder with one "
-                        "folder per class, or a CSV or JSONL file.")
+                        "folder per class, a CSV or JSONL file, a CoNLL file (token classification) or a text file "
+                        "(causal LM).")
 
 
 def _check_training(options: Mapping[str, Any]) -> None:

@@ -6,13 +6,19 @@ is one of :mod:`transferkit.testing`'s tiny models, saved to a folder and loaded
 one takes. A recipe can say what to swap in with a ``smoke`` setting: ``model`` (a builder of
 ``transferkit.testing``: tiny_timm, tiny_bert, tiny_gpt2, tiny_sentence_transformer), ``data`` (a form
 below, needed when ``data`` is computed by a function) and any other setting to use in smoke mode.
+
+The toy data fits the task the settings run (``task``, or the task whose form ``data`` is, such as a
+CoNLL file): classification gets separable sentences or colour images; the other tasks, keyed by
+their ``Task.head`` in ``TOYS``, get their own generated data and tiny model (token classification:
+order messages tagged with entities on a tiny BERT; causal LM: shipping-support texts on a tiny GPT-2).
 """
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError, did_you_mean
 
@@ -21,8 +27,11 @@ FORMS = {  # form -> modality
     "images": "image",        # a list of (PIL image, label) pairs in memory
     "csv": "text",            # text,label columns
     "jsonl": "text",          # {"text": ..., "label": ...} per line; a list of labels per line for multi-label
-    "texts": "text",          # a dict of columns in memory
+    "texts": "text",          # in memory: a dict of columns (a list of strings for a causal LM)
+    "conll": "text",          # a word and its tag per line, a blank line between sentences (token classification)
+    "text-file": "text",      # plain text (causal LM)
 }
+CLASSIFICATION_FORMS = ("image-folder", "images", "csv", "jsonl", "texts")  # the other tasks': TOYS[head].forms
 MODELS = ("tiny_timm", "tiny_bert", "tiny_gpt2", "tiny_sentence_transformer")
 DEFAULT_MODEL = {"image": "tiny_timm", "text": "tiny_bert"}
 SPLITS = {"data": ("train", 8, 0), "eval_data": ("eval", 4, 2), "test_data": ("test", 4, 1)}  # name, per class, seed
@@ -30,14 +39,30 @@ SMOKE_TRAINING = {"epochs": 1, "max_steps": None, "mixed_precision": "no", "resu
                   "max_length": 32, "trust_remote_code": False, "progress_bar": False}
 
 
-def infer_form(value: Any) -> str | None:
-    """The toy form that stands in for a dataset setting, or None when it cannot be told without loading it."""
+def infer_form(value: Any, head: str = "sequence") -> str | None:
+    """The toy form that stands in for a dataset setting of a task with this ``head``, or None when it cannot be
+    told without loading it."""
     if isinstance(value, (str, Path)):
         suffix = Path(str(value)).suffix.lower()
-        return {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(suffix, "image-folder" if not suffix else None)
-    if isinstance(value, Mapping):
+        files = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+        files |= TOYS[head].suffixes if head in TOYS else {}
+        return files.get(suffix, "image-folder" if not suffix else None)
+    if isinstance(value, Mapping) or isinstance(value, (list, tuple)) and head in TOYS:
         return "texts"
     return None
+
+
+def smoke_task(settings: Mapping[str, Any]):
+    """The task the settings run: the one ``task`` names, else the one whose form ``data`` is (a CoNLL file is
+    token classification), else None (classification, told from the labels when the data is read)."""
+    from .tasks import get_task, task_names
+
+    if settings.get("task") is not None:
+        return get_task(settings["task"])
+    data = settings.get("data")
+    if data is None or callable(data):  # a function is called in a real run only
+        return None
+    return next((task for task in map(get_task, task_names()) if task.recognises(data)), None)
 
 
 def smoke_settings(settings: Mapping[str, Any], folder: Path) -> dict[str, Any]:
@@ -45,22 +70,28 @@ def smoke_settings(settings: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     ``folder``; training cut to one epoch. The push, if any, is kept only when HF_ENDPOINT names a hub other than
     huggingface.co (a test or private hub): a tiny random model must never replace a real one on the public Hub."""
     hints = dict(settings.get("smoke") or {})
-    form = hints.pop("data", None) or infer_form(settings.get("data"))
-    if form not in FORMS:
+    task = smoke_task(settings)
+    toy = TOYS.get(task.head) if task is not None else None
+    forms = toy.forms if toy else CLASSIFICATION_FORMS
+    form = hints.pop("data", None) or infer_form(settings.get("data"), task.head if task else "sequence")
+    if form not in forms:
         shown = settings.get("data")
+        what = f"task {task.name!r}" if toy else "classification"
         raise ConfigError(f"smoke mode cannot tell what toy data stands in for data={shown!r}"
-                          + (f" (smoke data form {form!r} is unknown.{did_you_mean(str(form), FORMS)})" if form else "")
-                          + f": add smoke={{'data': FORM}} to the settings, FORM one of {sorted(FORMS)}.")
-    model = hints.pop("model", None) or DEFAULT_MODEL[FORMS[form]]
+                          + (f" (smoke data form {form!r} does not fit {what}.{did_you_mean(str(form), forms)})"
+                             if form else "")
+                          + f": add smoke={{'data': FORM}} to the settings, FORM one of {sorted(forms)}.")
+    model = hints.pop("model", None) or (toy.model if toy else DEFAULT_MODEL[FORMS[form]])
     if model not in MODELS:
         raise ConfigError(f"smoke model {model!r} is not a tiny model of transferkit.testing."
                           f"{did_you_mean(model, MODELS)} Choose one of {list(MODELS)}.")
-    multi = str(settings.get("task", "")).replace("-", "_") in ("multi_label", "multilabel")
+    multi = bool(task is not None and task.multi_label)
     out = {k: v for k, v in settings.items() if k != "smoke"}
     out["model"] = str(_build_model(model, folder / "model"))
     for key, (split, per_class, seed) in SPLITS.items():
         if key == "data" or settings.get(key) is not None:
-            out[key] = write_toy(form, folder / "data", split, per_class, seed, multi, settings)
+            out[key] = (toy.write(form, folder / "data", split, toy.scale * per_class, seed, settings) if toy
+                        else write_toy(form, folder / "data", split, per_class, seed, multi, settings))
     out.update(SMOKE_TRAINING)
     if FORMS[form] == "image":
         out["image_size"] = 32  # the tiny models' own size: real recipes often ask for 224
@@ -122,3 +153,59 @@ def write_toy(form: str, root: Path, split: str, per_class: int, seed: int, mult
         else:
             f.writelines(json.dumps({text_column: t, label_column: y}) + "\n" for t, y in pairs)
     return str(path)
+
+
+def write_toy_sentences(form: str, root: Path, split: str, n: int, seed: int, settings: Mapping[str, Any]) -> Any:
+    """``n`` order and shipping messages tagged with entities (:func:`transferkit.ner_data.order_messages`, BIO): a
+    CoNLL file under ``root``, or the dict of word-list and tag-list columns a ``datasets.Dataset`` has."""
+    from .ner_data import order_messages, to_conll
+
+    data = order_messages(n, seed=seed)
+    if form == "texts":
+        return {settings.get("input_column") or "tokens": data["tokens"],
+                settings.get("label_column") or "ner_tags": data["ner_tags"]}
+    root.mkdir(parents=True, exist_ok=True)
+    return str(to_conll(data, root / f"{split}.conll"))
+
+
+def write_toy_texts(form: str, root: Path, split: str, n: int, seed: int, settings: Mapping[str, Any]) -> Any:
+    """``n`` shipping-support messages (:func:`transferkit.testing.shipping_texts`): a list of strings, a text file,
+    or a CSV / JSONL file with a text column."""
+    from .testing import shipping_texts
+
+    texts = shipping_texts(n, seed=seed)
+    if form == "texts":
+        return texts
+    root.mkdir(parents=True, exist_ok=True)
+    column = settings.get("input_column") or "text"
+    path = root / f"{split}.{'txt' if form == 'text-file' else form}"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        if form == "csv":
+            csv.writer(f).writerows([[column]] + [[t] for t in texts])
+        elif form == "jsonl":
+            f.writelines(json.dumps({column: t}) + "\n" for t in texts)
+        else:
+            f.write("\n".join(texts) + "\n")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class Toy:
+    """The stand-ins for a task other than classification: its tiny model, the data forms it writes, its writer."""
+
+    model: str
+    forms: tuple[str, ...]
+    suffixes: dict[str, str]  # a data file's suffix -> the form written in its place
+    write: Callable[..., Any]  # (form, root, split, n, seed, settings) -> the toy split
+    scale: int  # examples written per SPLITS "per class" count (token classification: 8 -> 40 training messages)
+
+
+# Keyed by Task.head. 40 training messages hold every BIO tag order_messages writes, so the eval and test
+# splits (other seeds) never have a tag the training set lacks.
+TOYS = {
+    "token": Toy("tiny_bert", ("conll", "texts"),
+                 {s: "conll" for s in (".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".txt", ".tsv")},
+                 write_toy_sentences, 5),
+    "causal_lm": Toy("tiny_gpt2", ("text-file", "texts", "csv", "jsonl"), {".txt": "text-file", ".text": "text-file"},
+                     write_toy_texts, 2),
+}

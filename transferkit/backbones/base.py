@@ -76,8 +76,9 @@ class Family:
         _load_families()
         able = [f"{f.name} ({f.examples})" for f in FAMILIES.values() if task.head in f.HEADS]
         shown = type(source).__name__ if isinstance(source, nn.Module) else str(source)
-        raise ModelNotFoundError(f"task {task.name!r} needs a model with a {task.head} head, and {shown!r} is a "
-                                 f"{self.name} model, which has none here. Use a model of: {'; '.join(able)}.")
+        article = "an" if self.name[0] in "aeiou" else "a"
+        raise ModelNotFoundError(f"task {task.name!r} needs a model with a {task.head} head, and {shown!r} is "
+                                 f"{article} {self.name} model, which has none here. Use a model of: {'; '.join(able)}.")
 
     def accepts_module(self, module: nn.Module) -> bool:
         raise NotImplementedError

@@ -12,7 +12,7 @@ import numpy as np
 from ..data import stratified_split
 from ..errors import ConfigError, DataError
 from ..strategies import strategy_from
-from ..tasks import detect_task, get_task
+from ..tasks import get_task, read_for
 from .arms import NeuralArm, Split, classic_arms
 from .compare import CompareConfig, Comparison, run_arms, transfer_label
 
@@ -20,9 +20,7 @@ logger = logging.getLogger("transferkit")
 
 
 def _read(data: Any, task: str | None, input_column, label_column, labels: list[str] | None = None):
-    chosen = get_task(task) if task else None
-    ex = (chosen or get_task("single_label")).read(data, input_column, label_column)
-    chosen = chosen or detect_task(ex)
+    chosen, ex = read_for(data, get_task(task) if task else None, input_column, label_column)
     if not chosen.solves_head:
         raise ConfigError(f"compare=True and learning curves compare classifiers with classic baselines; task "
                           f"{chosen.name!r} has none here. Drop compare, or use a classification task.")

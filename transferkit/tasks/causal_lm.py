@@ -134,6 +134,7 @@ class CausalLM(Task):
     def generate(self, backbone, prompts: list[str], max_new_tokens: int, **kwargs) -> list[str]:
         """The continuation of each prompt (prompt excluded), batched with left padding."""
         tokenizer, model = backbone.preprocess.tokenizer, backbone.model
+        _check_context(model, tokenizer, prompts, max_new_tokens)
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"  # a batch of prompts must end where generation starts
         try:
@@ -176,6 +177,17 @@ class CausalLM(Task):
                 "predicts such text, not whether what it writes is true.",
                 "Adaptation on a narrow domain can make it worse at text outside that domain: compare "
                 "`base_perplexity` on text you care about."]
+
+def _check_context(model, tokenizer, prompts: list[str], max_new_tokens: int) -> None:
+    """A prompt plus the new tokens must fit the model's positions: past them the embedding lookup fails."""
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if not limit:
+        return
+    longest = max(len(ids) for ids in tokenizer(prompts)["input_ids"])
+    if longest + max_new_tokens > limit:
+        raise ConfigError(f"the prompt ({longest} tokens) plus max_new_tokens={max_new_tokens} exceeds this model's "
+                          f"{limit} positions: use max_new_tokens <= {max(limit - longest, 0)}, or a shorter prompt.")
+
 
 def pack(texts, tokenizer, block: int, keep_remainder: bool) -> list[list[int]]:
     """Token ids of every text, end-of-text between documents, cut into ``block``-long pieces."""
