@@ -15,12 +15,13 @@ BUILDERS = {
     "vit": lambda d: testing.tiny_timm(d, "test_vit"),
     "bert": testing.tiny_bert,
     "gpt2": testing.tiny_gpt2,
+    "llama": testing.tiny_llama,
 }
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    """{'cnn'|'vit'|'bert'|'gpt2': folder} of tiny pretrained-like models saved as a user would have them."""
+    """{'cnn'|'vit'|'bert'|'gpt2'|'llama': folder} of tiny pretrained-like models saved as a user would have them."""
     root = tmp_path_factory.mktemp("tiny-models")
     return {name: str(build(root / name)) for name, build in BUILDERS.items()}
 

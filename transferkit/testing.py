@@ -154,3 +154,119 @@ def toy_texts(n_per_class: int = 8, multi_label: bool = False, seed: int = 0):
         rng.shuffle(words)
         out.append((" ".join(words), chosen if multi_label else chosen[0]))
     return out
+
+
+# Parts of the order/shipping support messages: real-looking enough that a pretrained LM finds them
+# plausible English, regular enough (a dozen templates, fixed formats) that adapting to them is learnable.
+_PRODUCTS = ("USB-C cable", "wireless mouse", "laptop stand", "mechanical keyboard", "HDMI adapter", "desk lamp",
+             "phone case", "power bank", "noise-cancelling headphones", "webcam", "external SSD", "monitor arm",
+             "coffee grinder", "water bottle", "yoga mat", "backpack", "running shoes", "wall charger")
+_CARRIERS = ("DHL", "UPS", "FedEx", "Royal Mail", "DPD", "Evri", "USPS", "GLS")
+_STREETS = ("Baker Street", "High Street", "Station Road", "Church Lane", "Mill Road", "Park Avenue",
+            "Victoria Road", "Queen Street", "Elm Grove", "King's Road", "Market Place", "Chapel Street")
+_CITIES = (("London", "SW1A"), ("Manchester", "M1"), ("Bristol", "BS1"), ("Leeds", "LS2"), ("Glasgow", "G1"),
+           ("Cardiff", "CF10"), ("Brighton", "BN1"), ("Oxford", "OX1"), ("York", "YO1"), ("Bath", "BA1"))
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_SHIPPING_TEMPLATES = (
+    "Order #{order} for {qty} x {product} (SKU {sku}) shipped with {carrier} on {date}; tracking {tracking}, "
+    "delivery to {address} expected by {weekday}.",
+    "Hi, my order #{order} ({qty} x {product}) still shows 'label created' with {carrier} since {date}. "
+    "Tracking {tracking}. Can you check?",
+    "Your parcel with the {product} (SKU {sku}) from order #{order} was delivered by {carrier} on {date} "
+    "and left at {address}.",
+    "{carrier} attempted delivery of order #{order} on {date} but nobody was home at {address}; "
+    "a second attempt is planned for {weekday}.",
+    "Return approved for order #{order}: {qty} x {product} (SKU {sku}). Drop the parcel at any {carrier} point "
+    "before {date} using return code {tracking}.",
+    "Refund of {price} for {qty} x {product} (order #{order}) was issued on {date} and should reach your card "
+    "within 5 working days.",
+    "The {product} (SKU {sku}) in order #{order} is back-ordered; we expect to ship it with {carrier} on {date}.",
+    "Please change the delivery address of order #{order} to {address}. It has not shipped yet, "
+    "I ordered {qty} x {product} on {date}.",
+    "Order #{order} is held at customs; {carrier} needs an import fee of {price} before it can be delivered "
+    "to {address}. Tracking {tracking}.",
+    "Order #{order} confirmed: {qty} x {product} (SKU {sku}), {price} in total. It will ship with {carrier} "
+    "by {weekday}.",
+    "The parcel for order #{order} arrived damaged on {date}: there is a crack in the {product} (SKU {sku}). "
+    "Could you send a replacement to {address}?",
+    "Tracking {tracking} ({carrier}) for order #{order}: out for delivery on {date}, "
+    "expected between 9am and 1pm at {address}.",
+)
+
+
+def _digits(rng: np.random.Generator, n: int) -> str:
+    return "".join(str(d) for d in rng.integers(0, 10, n))
+
+
+def _letters(rng: np.random.Generator, n: int) -> str:
+    return "".join(chr(65 + c) for c in rng.integers(0, 26, n))
+
+
+def _tracking(carrier: str, rng: np.random.Generator) -> str:
+    """A tracking number in the carrier's usual shape (UPS 1Z..., Royal Mail AB123456789GB, digits otherwise)."""
+    if carrier == "UPS":
+        return "1Z" + _letters(rng, 3) + _digits(rng, 13)
+    if carrier == "Royal Mail":
+        return _letters(rng, 2) + _digits(rng, 9) + "GB"
+    return _digits(rng, {"DHL": 10, "FedEx": 12, "USPS": 22}.get(carrier, 14))
+
+
+def shipping_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` short order/shipping support messages, the same for the same ``seed``: domain text for causal-LM tests.
+
+    Twelve templates (shipped, delayed, delivered, failed delivery, return, refund, back-order, address
+    change, customs, confirmation, damaged, out for delivery) filled with order numbers, products, SKUs,
+    carriers with their tracking-number formats, 2026 dates, prices and UK addresses with postcodes.
+    """
+    rng = np.random.default_rng(seed)
+
+    def pick(options: tuple):
+        return options[int(rng.integers(len(options)))]
+
+    out = []
+    for _ in range(n):
+        carrier = pick(_CARRIERS)
+        city, area = pick(_CITIES)
+        fields = {
+            "order": int(rng.integers(10_000, 100_000)),
+            "qty": int(rng.integers(1, 5)),
+            "product": pick(_PRODUCTS),
+            "sku": f"{_letters(rng, 2)}-{_digits(rng, 4)}",
+            "carrier": carrier,
+            "tracking": _tracking(carrier, rng),
+            "date": f"2026-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}",
+            "weekday": pick(_WEEKDAYS),
+            "address": f"{int(rng.integers(1, 200))} {pick(_STREETS)}, {city} {area} {_digits(rng, 1)}"
+                       f"{_letters(rng, 2)}",
+            "price": f"£{int(rng.integers(300, 25_000)) / 100:.2f}",
+        }
+        out.append(pick(_SHIPPING_TEMPLATES).format(**fields))
+    return out
+
+
+def tiny_llama(directory: str | Path, seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Path:
+    """A 2-layer, 32-wide Llama LM (RMSNorm, rotary positions, gated MLP, an LM head not tied to the embeddings)
+    with a byte-level BPE tokenizer that starts every text with ``<s>``; no pad token, as the real ones."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bos, eos = "<s>", "</s>"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=[bos, eos],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([" ".join(_words())] * 4, trainer)
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                       special_tokens=[(bos, tok.token_to_id(bos))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, unk_token=eos)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, initializer_range=0.2, tie_word_embeddings=False)
+    directory = Path(directory)
+    LlamaForCausalLM(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory

