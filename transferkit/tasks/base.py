@@ -48,6 +48,10 @@ class Task:
     head: ClassVar[str]  # the key of Family.HEADS naming the head the family builds
     metric: ClassVar[str]  # what early stopping watches and the best epoch is chosen by
     greater_is_better: ClassVar[bool] = True
+    # Early stopping watches the validation loss instead of ``metric`` (the best epoch is still chosen by
+    # ``metric``): for a score that sits at 0 for the first epochs, as entity F1 does while the model still
+    # tags every word O, "no gain for 3 epochs" would stop training before it starts.
+    stop_on_loss: ClassVar[bool] = False
     needs_labels: ClassVar[bool] = True
     multi_label: ClassVar[bool] = False  # independent per-label decisions with a tuned threshold
     solves_head: ClassVar[bool] = False  # one Linear on one feature vector per example: probe / contrastive work

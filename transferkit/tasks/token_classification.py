@@ -39,6 +39,7 @@ class TokenClassification(Task):
     aliases = ("token-classification", "ner", "NER")
     head = "token"
     metric = "entity_f1"
+    stop_on_loss = True  # entity F1 stays at 0 while every word is still tagged O; the loss falls meanwhile
     default_strategy = "lora"
     strategy_reason = ("token classification: LoRA on every layer with a new tag head (no linear probe: a tag per "
                        "word is not one feature vector per example)")

@@ -157,6 +157,7 @@ class _Loop:
         self.sched, self.cfg, self.result, self.checkpointing = sched, cfg, result, checkpointing
         self.unwrapped = accelerator.unwrap_model(model)
         self.best, self.best_state, self.stale, self.step = (-math.inf, -math.inf), None, 0, 0
+        self.best_stop = (-math.inf, -math.inf)  # what early stopping watches (Task.stop_on_loss)
         self.epoch, self.batch, self.loss_sum, self.count, self.rng, self.started = 1, 0, 0.0, 0, None, 0.0
         self.sampler = None  # the (seed, epoch) shuffle of the training loader, set by fit
         self.labels = None  # the label names, for the task's scores
@@ -174,6 +175,7 @@ class _Loop:
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.stale = state["stale"]
         self.best, self.result.best_epoch = tuple(state["best"]), state["best_epoch"]
+        self.best_stop = tuple(state.get("best_stop", state["best"]))
         self.result.history = state["history"]
         mine = self.checkpointing.torch_file("rng.pt")[self.accelerator.process_index]
         self.loss_sum, self.count = mine.pop("loss_sum"), mine.pop("count")  # this process's share of the epoch
@@ -236,6 +238,7 @@ class _Loop:
 
     def _checkpoint(self, epoch: int) -> None:
         state = {"step": self.step, "epoch": epoch, "batch": self.batch, "stale": self.stale, "best": list(self.best),
+                 "best_stop": list(self.best_stop),
                  "best_epoch": self.result.best_epoch, "history": self.result.history}
         self.checkpointing.save(self.accelerator, self.model, self.optimizer, self.scheduler, state, self.best_state,
                                 {"loss_sum": self.loss_sum, "count": self.count})
@@ -251,17 +254,19 @@ class _Loop:
             score = (sign * row[f"eval_{task.metric}"], -row["eval_loss"])  # ties go to the lower eval loss
             if not validation_ok:
                 self.result.val_outputs = outputs  # reported only: too few examples to choose by
-            elif score > self.best:
-                self.best, self.stale, self.result.best_epoch = score, 0, epoch
-                self.result.val_outputs = outputs
-                self.best_state = _snapshot(self.unwrapped)
             else:
-                self.stale += 1
+                if score > self.best:
+                    self.best, self.result.best_epoch = score, epoch
+                    self.result.val_outputs = outputs
+                    self.best_state = _snapshot(self.unwrapped)
+                watched = (-row["eval_loss"], 0.0) if task.stop_on_loss else score
+                self.best_stop, self.stale = (watched, 0) if watched > self.best_stop else (self.best_stop, self.stale + 1)
         row["seconds"] = round(time.perf_counter() - self.started, 3)
         self.result.history.append(row)
         _log_epoch(row, self.sched.epochs)
         if self.sched.early_stopping and self.stale >= self.cfg.early_stopping_patience:
-            logger.info("early stopping: no %s gain for %d epochs", task.metric, self.stale)
+            logger.info("early stopping: no %s gain for %d epochs", "validation loss" if task.stop_on_loss else task.metric,
+                        self.stale)
             return True
         return self.step >= self.sched.steps
 
