@@ -189,6 +189,16 @@ class Task:
         return a > b if self.greater_is_better else a < b
 
 
+def random_split(n: int, fraction: float, seed: int, minimum: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(train_idx, val_idx): ``fraction`` of ``n`` examples held out at random, or None below ``minimum`` held out
+    (or with nothing left to train on). For tasks without classes to stratify on."""
+    n_val = int(round(fraction * n))
+    if n_val < minimum or n - n_val < 1:
+        return None
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
 def get_task(name: str) -> Task:
     """The task registered as ``name`` (or an alias such as "multi-label"); a ConfigError listing the tasks."""
     _load_tasks()

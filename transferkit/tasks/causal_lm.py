@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..data import Examples
 from ..errors import ConfigError, DataError
-from .base import Task, register_task
+from .base import Task, random_split, register_task
 
 logger = logging.getLogger("transferkit")
 IGNORE = -100
@@ -75,11 +75,7 @@ class CausalLM(Task):
         return blocks, None
 
     def split(self, y, n, fraction, seed):
-        n_val = int(round(fraction * n))
-        if n_val < MIN_VALIDATION_BLOCKS or n - n_val < 1:
-            return None
-        order = np.random.default_rng(seed).permutation(n)
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+        return random_split(n, fraction, seed, MIN_VALIDATION_BLOCKS)
 
     def validation_ok(self, y, n, n_labels):
         return n >= MIN_VALIDATION_BLOCKS

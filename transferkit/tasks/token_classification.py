@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
 from . import entities
-from .base import Task, register_task
+from .base import Task, random_split, register_task
 from .token_data import Words, read_sentences, recognises
 
 logger = logging.getLogger("transferkit")
@@ -88,11 +88,7 @@ class TokenClassification(Task):
         return inputs, y
 
     def split(self, y, n, fraction, seed):
-        n_val = int(round(fraction * n))
-        if n_val < MIN_VALIDATION_SENTENCES or n - n_val < 1:
-            return None
-        order = np.random.default_rng(seed).permutation(n)
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+        return random_split(n, fraction, seed, MIN_VALIDATION_SENTENCES)
 
     def validation_ok(self, y, n, n_labels):
         return n >= MIN_VALIDATION_SENTENCES
