@@ -121,22 +121,22 @@ class CausalLM(Task):
         return {"base_perplexity": self.score(outputs)["perplexity"]}
 
     def check_predict(self):
-        self.decode(None, [])
-
-    def decode(self, outputs, labels, threshold=None, inputs=()):
         raise ConfigError("a causal LM has no labels to predict: use result.generate(prompt) to continue a text, "
                           "or result.evaluate(texts) for its perplexity.")
+
+    def decode(self, outputs, labels, threshold=None, inputs=()):
+        self.check_predict()
 
     def generate(self, backbone, prompts: list[str], max_new_tokens: int, **kwargs) -> list[str]:
         """The continuation of each prompt (prompt excluded), batched with left padding."""
         tokenizer, model = backbone.preprocess.tokenizer, backbone.model
-        _check_context(model, tokenizer, prompts, max_new_tokens)
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"  # a batch of prompts must end where generation starts
         try:
             enc = tokenizer(prompts, return_tensors="pt", padding=True)
         finally:
             tokenizer.padding_side = side
+        _check_context(model, enc["input_ids"].shape[1], max_new_tokens)  # padded: the longest prompt's length
         device = next(model.parameters()).device
         enc = {k: v.to(device) for k, v in enc.items()}
         kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
@@ -174,12 +174,11 @@ class CausalLM(Task):
                 "Adaptation on a narrow domain can make it worse at text outside that domain: compare "
                 "`base_perplexity` on text you care about."]
 
-def _check_context(model, tokenizer, prompts: list[str], max_new_tokens: int) -> None:
+def _check_context(model, longest: int, max_new_tokens: int) -> None:
     """A prompt plus the new tokens must fit the model's positions: past them the embedding lookup fails."""
     limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     if not limit:
         return
-    longest = max(len(ids) for ids in tokenizer(prompts)["input_ids"])
     if longest + max_new_tokens > limit:
         raise ConfigError(f"the prompt ({longest} tokens) plus max_new_tokens={max_new_tokens} exceeds this model's "
                           f"{limit} positions: use max_new_tokens <= {max(limit - longest, 0)}, or a shorter prompt.")

@@ -20,6 +20,8 @@ def collect(forward: Callable, model: torch.nn.Module, loader, task, accelerator
     and drops the padding examples added to even out the last batch (tensors row by row, lists of
     Python objects item by item).
     """
+    from accelerate.utils import send_to_device
+
     was_training = model.training
     model.eval()
     parts = []
@@ -27,8 +29,6 @@ def collect(forward: Callable, model: torch.nn.Module, loader, task, accelerator
         for batch in loader:
             labels = batch.pop("labels", None)
             if device is not None:
-                from accelerate.utils import send_to_device
-
                 batch, labels = send_to_device((batch, labels), device)
             kept = task.outputs(forward(model, batch), labels)
             if accelerator is not None:
