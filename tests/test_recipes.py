@@ -18,7 +18,7 @@ from transferkit.strategies import LoRA
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SCRIPTS = ["image_folder", "sentiment_minilm", "gpt2_classification", "train_and_push"]
-TASK_SCRIPTS = ["ner_orders", "domain_adaptation"]  # other tasks than classification: tested one by one below
+TASK_SCRIPTS = ["ner_orders", "domain_adaptation", "extend_classes"]  # not one adapt() call: tested one by one below
 CONFIGS = ["text_csv", "multi_label"]
 HELPERS = {"tweets", "readme_numbers"}  # in recipes/ but not recipes: shared data, the README's number paster
 
@@ -135,6 +135,18 @@ def test_ner_recipe_smoke(tmp_path):
         for word, kind, score in found:  # every entity is a span of its message, of a type the model learned
             assert word in text and kind in ENTITY_TYPES and 0 <= float(score) <= 1
     assert list(tmp_path.iterdir()) == []  # the CoNLL files, the model: all in the removed smoke folder
+
+
+def test_extend_classes_recipe_smoke(tmp_path):
+    """Two stages on a tiny timm model: the four-arm table, and the extended model's old / new / forgetting scores."""
+    run = _run([RECIPES / "extend_classes.py", "--smoke"], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    arms = [line.split("  ")[0] for line in run.stdout.splitlines()
+            if line.startswith(("replace head", "extend, ", "joint training"))]
+    assert arms == ["replace head", "extend, no protection", "extend, protected", "joint training"], run.stdout
+    scores = json.loads(run.stdout.split("extended model on the test set:")[1].strip().splitlines()[0])
+    assert {"accuracy", "accuracy_old_classes", "accuracy_new_classes", "forgetting"} <= set(scores)
+    assert list(tmp_path.iterdir()) == []  # both model folders and the tables: in the removed smoke folder
 
 
 def test_ner_recipe_real_path_on_a_tiny_bert(tmp_path, tiny_models):

@@ -15,7 +15,8 @@ _setup_logging()
 
 _PUBLIC = {"Adapted": "adapted", "load": "adapted", "RunConfig": "config", "TrainingConfig": "config",
            "Auto": "strategies", "Contrastive": "strategies", "Freeze": "strategies", "Full": "strategies",
-           "LinearProbe": "strategies", "LoRA": "strategies", "adapt": "api", "push_to_hub": "hub"}
+           "LinearProbe": "strategies", "LoRA": "strategies", "adapt": "api", "push_to_hub": "hub",
+           "Protection": "extension"}
 
 __all__ = sorted(_PUBLIC) + ["TransferkitError", "__version__"]
 

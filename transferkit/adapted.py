@@ -48,6 +48,11 @@ class Adapted:
         self._card_options = dict(record.get("card") or {})
         self._task = get_task(config.task)
         self._base_source, self._base = base, None  # what base_model() loads: the module given to adapt(), or None
+        # what an extension needs (transferkit.extension): class means and exemplars; the model extended, if any;
+        # and where this model was loaded from (its folder or hf-hub id), which an extension records
+        self.memory = None
+        self.previous: Adapted | None = None
+        self.origin: str | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -130,6 +135,10 @@ class Adapted:
         outputs, loader = self._outputs(inputs, y, ex.modality, batch_size)
         metrics = task.score(outputs, self.threshold, self.labels)
         metrics.update(task.reference_scores(self, loader))
+        if self.config.resolved.get("extension"):
+            from .extension.scores import old_and_new
+
+            metrics.update(old_and_new(self, outputs, loader))
         self.evaluations = self.evaluations[-4:] + [{
             "name": str(name), "split": "test", "n": int(len(inputs)), "metrics": dict(metrics),
             "per_class": task.per_class(outputs, self.labels, self.threshold)}]
@@ -206,7 +215,11 @@ class Adapted:
             from .hub.formats import write_model
 
             write_model(self.backbone, folder, self.labels, merge_lora=merge_lora)
-            if self.comparison is not None:
+            if self.memory is not None:
+                self.memory.write(folder, self.labels)
+            if hasattr(self.comparison, "card_record"):  # an extension's four arms (extension.compare)
+                payload["comparison"] = self.comparison.card_record()
+            elif self.comparison is not None:
                 payload["comparison"] = comparison_record(self.comparison, write_images(self.comparison, folder))
             (folder / "README.md").write_text(str(render(payload)))
 
@@ -340,7 +353,12 @@ def load(path: str | Path, revision: str | None = None, token: str | None = None
                                f"({type(exc).__name__}: {detail}). Is the folder complete? A file such as "
                                "model.safetensors may be truncated or missing: save the model again.") from None
     _check_labels(config, backbone, folder)
-    return Adapted(backbone, config, data.get("history"), record=data)
+    from .extension.memory import Memory
+
+    adapted = Adapted(backbone, config, data.get("history"), record=data)
+    adapted.memory = Memory.read(folder)
+    adapted.origin = str(path) if str(path).startswith(HUB_PREFIX) else str(folder.resolve())
+    return adapted
 
 
 def _local_folder(path: str | Path) -> Path:

@@ -46,7 +46,7 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
           input_column: str | None = None, output_dir: str | Path | None = None, tokenizer: Any = None,
           pretrained: bool = True, compare: Any = False, test_dataset: Any = None, overwrite: bool = False,
           auto_budget: str | float | None = None, trust_remote_code: bool = False, resume: bool = False,
-          **training_options: Any) -> Adapted:
+          extend: Any = False, rehearsal: Any = None, keep_exemplars: int = 0, **training_options: Any) -> Adapted:
     """Transfer ``model`` (a timm / transformers name, a folder, or an ``nn.Module``) to the task in ``train``.
 
     ``strategy`` is "auto", "linear-probe", "contrastive", "freeze", "lora", "full", or a config object such as
@@ -73,6 +73,12 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
 
     ``output_dir`` is checked before anything loads (see :mod:`transferkit.storage`): a folder
     transferkit did not write is never replaced, one it wrote only with ``overwrite=True``.
+
+    ``extend=True`` (or a :class:`~transferkit.extension.Protection`) adds the classes of ``train``
+    to ``model``, a classifier transferkit trained (an ``Adapted``, its folder or an ``hf-hub:`` id),
+    keeping the old ones: old rows are kept bit for bit, and by default only new rows are solved on
+    the frozen body (:mod:`transferkit.extension`). ``rehearsal=`` gives old examples to rehearse.
+    ``keep_exemplars=N`` keeps N training examples per class with the model, for later extensions.
     """
     if output_dir is not None:  # refuse a destination now, not after an hour of training
         output_dir = storage.check_target(output_dir, overwrite, data=(train, eval_dataset, test_dataset),
@@ -83,6 +89,13 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     if compare and (resume or training_options.get("save_every")):
         raise ConfigError("compare=True trains many short arms; it does not checkpoint. Drop resume / save_every.")
     strategy = _with_budget(strategy, auto_budget)
+    from .extension import check_keep_exemplars
+
+    keep_exemplars = check_keep_exemplars(keep_exemplars)
+    if extend is not False or rehearsal is not None:
+        from .extension import adapt_extension
+
+        return adapt_extension(model, train, extend, rehearsal, keep_exemplars, output_dir, locals(), training_options)
     if compare:
         from .evidence import compare_on
 
@@ -103,6 +116,9 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     check_precision(cfg)
     data = _read_data(train, eval_dataset, get_task(task) if task is not None else None, input_column, label_column)
     chosen.check(data.task, data.examples.modality)
+    if keep_exemplars and data.task.name != "single_label":
+        raise ConfigError(f"keep_exemplars= keeps examples for adding classes later, which only single-label "
+                          f"classifiers support; this run is task {data.task.name!r}. Drop keep_exemplars.")
     if test_dataset is not None:  # its faults (a label the training set lacks) surface now, not after training
         _read_test(test_dataset, data)
 
@@ -117,20 +133,35 @@ def adapt(model: Any, train: Any, *, eval_dataset: Any = None, strategy: str | S
     started = time.perf_counter()
     run = runner.train(chosen, backbone, data.task, loaders, data, cfg, checkpointing)
     run.strategy.finalize(backbone)
+    memory = _remember(backbone, data, run, cfg, keep_exemplars)
     config = RunConfig(
         model=_describe_source(model), pretrained=pretrained, family=backbone.family.name, modality=backbone.modality,
         task=data.task.name, labels=data.labels, strategy=run.strategy.to_dict(), training=cfg,
         input_column=data.examples.input_column, label_column=data.examples.label_column,
         threshold=_threshold(data.task, run.result), transferkit_version=__version__,
         resolved=run.resolved(backbone, data) | _max_length(backbone)
-        | _run_facts(data, cfg, time.perf_counter() - started, run.result.probe is not None))
+        | _run_facts(data, cfg, time.perf_counter() - started, run.result.probe is not None)
+        | ({"memory": memory.describe()} if memory is not None else {}))
     adapted = Adapted(backbone, config, run.result.history, base=_base_source(model))
+    adapted.memory = memory
     if test_dataset is not None:  # scored once, after training; the card and result.evaluations report it
         scores = adapted.evaluate(test_dataset, name="the test set given to adapt()")
         logger.info("test_dataset: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
     if output_dir is not None:  # the main process writes; every rank returns once the folder is complete
         on_main_process(lambda: _save_and_discard(adapted, output_dir, overwrite, checkpointing))
+        adapted.origin = str(output_dir.resolve())
     return adapted
+
+
+def _remember(backbone, data: "_Data", run, cfg: TrainingConfig, keep: int):
+    """Class means (and ``keep`` exemplars per class) of a single-label classifier, for a later extension."""
+    if data.task.name != "single_label":
+        return None
+    from .extension.memory import remember
+
+    features = getattr(run, "features", None)
+    return remember(backbone, data.examples.inputs, data.y, data.labels, data.examples.modality, keep, cfg.seed,
+                    features=features)
 
 
 def _save_and_discard(adapted: Adapted, output_dir: Path, overwrite: bool, checkpointing) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ConfigError
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
-HEAD_INITS = ("probe", "random")
+HEAD_INITS = ("probe", "random", "given")  # "given": the head as built (an extension's grown head)
 
 
 def _check(condition: bool, message: str) -> None:

@@ -32,6 +32,7 @@ class _Run:
     reason: str
     param_groups: list[dict[str, Any]]
     details: dict[str, Any] = field(default_factory=dict)
+    features: Any = None  # (features, targets) of every example with the final body, where the head was solved
 
     def resolved(self, backbone, data) -> dict[str, Any]:
         trainable, total = self.details["counts"]
@@ -124,6 +125,8 @@ def _lp_ft_head(chosen, backbone, task, loaders, data, cfg, features, fit):
 
     if not task.solves_head:
         return "random" if backbone.head else "the pretrained LM head (kept)", fit
+    if cfg.head_init == "given":
+        return "the head as given (an extension: old rows kept, new rows from mean features)", fit
     if cfg.head_init != "probe" or chosen.solves_head or linear_head(backbone) is None:
         return "random", fit
     if fit is None or data.carved is not None:  # the carved validation split must not shape the head
@@ -183,7 +186,7 @@ def _solve(chosen, backbone, task, loaders, data, cfg, reason: str, features, fi
         fit = solve_head(backbone, task, *features, seed=cfg.seed, C=chosen.C, folds=chosen.folds)
     val = loaders.validation(including_carved=False)
     val_features = cached_features(backbone, val) if val is not None else None
-    run = _Run(chosen, probe_result(backbone, task, fit, features, val_features), reason, groups)
+    run = _Run(chosen, probe_result(backbone, task, fit, features, val_features), reason, groups, features=features)
     run.details = {"counts": counts, "frozen_batchnorm_layers": _frozen_bn(backbone.model), "head_init": "solved",
                    "tuned": tuned}
     return run

