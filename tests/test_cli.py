@@ -456,3 +456,29 @@ def test_task_mistakes_are_one_line(case, tiny_models, task_data, trained_ner, t
     assert code == 2 and out == ""
     assert len(lines) == 1 and lines[0].startswith("transferkit") and "error:" in lines[0], err
     assert expected.format(**values) in lines[0] and "Traceback" not in err
+
+
+def test_adapt_extend_adds_classes_from_the_command_line(tiny_models, tmp_path, capsys):
+    """--keep-exemplars on the first model, then --extend on its folder: old + new labels, old/new/forgetting scores."""
+    import csv
+
+    from transferkit.testing import toy_classes
+
+    files = {}
+    for name, classes, seed in (("old", ["sports", "food", "music"], 0), ("new", ["positive", "negative"], 1),
+                                ("test", ["sports", "food", "music", "positive", "negative"], 2)):
+        files[name] = tmp_path / f"{name}.csv"
+        with files[name].open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(toy_classes(classes, 6, "text", seed=seed))
+    prev, ext = tmp_path / "prev", tmp_path / "ext"
+    assert main(["adapt", tiny_models["bert"], str(files["old"]), "--strategy", "linear-probe", "--keep-exemplars", "2",
+                 "--output-dir", str(prev), *QUIET]) == 0
+    capsys.readouterr()
+    assert main(["adapt", str(prev), str(files["new"]), "--extend", "--test-data", str(files["test"]), "--output-dir",
+                 str(ext), "--json", *QUIET]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {"accuracy_old_classes", "accuracy_new_classes", "forgetting"} <= set(record["test_metrics"])
+    assert load(ext).labels == ["food", "music", "sports", "positive", "negative"]
+    assert load(ext).config.resolved["extension"]["examples"]["exemplars"] == 6

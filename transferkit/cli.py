@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 FLAG_SETTINGS = ("model", "data", "eval_data", "test_data", "output_dir", "overwrite", "resume", "push_to_hub",
                  "private", "revision", "commit_message", "license", "datasets", "task", "epochs", "max_steps",
                  "batch_size", "learning_rate", "seed", "mixed_precision", "max_length", "image_size", "input_column",
-                 "label_column", "compare", "auto_budget")
+                 "label_column", "compare", "auto_budget", "extend", "keep_exemplars")
 
 
 def settings_from(args: Namespace) -> dict[str, Any]:

@@ -139,6 +139,12 @@ def _adapt(p: argparse.ArgumentParser) -> None:
     _push_options(o)
     o.add_argument("--compare", action="store_true", default=None,
                    help="also train the same network from scratch and classic baselines, and print the comparison")
+    e = p.add_argument_group("adding classes")
+    e.add_argument("--extend", action="store_true", default=None,
+                   help="add DATA's classes to MODEL, a classifier transferkit trained (its folder or hf-hub: id), "
+                        "keeping the old ones (with --compare: the four-arm table; needs --test-data)")
+    e.add_argument("--keep-exemplars", metavar="N", type=int,
+                   help="keep N training examples per class with the model, rehearsed when it is extended later")
     o.add_argument("--json", action="store_true", help="print the results as JSON")
     o.add_argument("--smoke", action="store_true",
                    help="check the command or config in seconds: a tiny model on generated data of the same form")
