@@ -13,10 +13,11 @@ on the old classes; stage 2 extends it given only the new classes' examples.
 
 Arms (all through the public API; every score from ``predict`` on the same test set):
 ``replace`` (head replaced: today's adapt), ``none`` (extension, ``Protection.none()``), ``default``
-(extension, ``extend=True``: feature rehearsal from the stored class means), ``joint`` (the linear
-probe on old + new training data: the upper reference) - these four from one ``compare=True`` call;
-``align`` (the default plus weight aligning), ``exemplars10`` (stage 1 kept 10 exemplars per class,
-rehearsed), and with ``--body``: ``lora`` (the body trained with LoRA under the default protection:
+(extension, ``extend=True``: feature rehearsal drawn from the stored class means and spread),
+``joint`` (the linear probe on old + new training data: the upper reference) - these four from one
+``compare=True`` call; ``means-only`` (the stored spread set aside: FeTrIL's offsets of the new
+examples), ``align`` (the default plus weight aligning), ``exemplars10`` (stage 1 kept 10 exemplars
+per class, rehearsed), and with ``--body``: ``lora`` (the body trained with LoRA under the default protection:
 distillation, drift-compensated means) and ``lora-none`` (the same without protection).
 Forgetting = the stage-1 model's accuracy on the old-class test examples minus the arm's.
 Results go to JSON after every run (``--output``), with the machine, date and versions.
@@ -119,9 +120,16 @@ def run_setting(name: str, k: int, seed: int, body: bool) -> list[dict]:
     if body:
         extra["lora"] = dict(extend=Protection(use_exemplars=False), strategy="lora")
         extra["lora-none"] = dict(extend=Protection.none(), strategy="lora")
+    extra = {"means-only": dict(extend=plain), **extra}
     for arm, kwargs in extra.items():
+        spread = previous.memory.spread
+        if arm == "means-only":
+            previous.memory.spread = None
         start = time.perf_counter()
-        model = adapt(previous, new, **kwargs, **options)
+        try:
+            model = adapt(previous, new, **kwargs, **options)
+        finally:
+            previous.memory.spread = spread
         rows.append(base | {"arm": arm, **scores(model, test, previous.labels, before),
                             "seconds": round(time.perf_counter() - start, 2)})
     return rows

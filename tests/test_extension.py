@@ -186,6 +186,8 @@ def test_memory_round_trips_and_exemplars_are_rehearsed(previous, tmp_path):
     back = load(folder)
     assert back.memory.per_class == 2 and len(back.memory.exemplars) == 6
     np.testing.assert_allclose(back.memory.means["red"], prev.memory.means["red"])
+    np.testing.assert_allclose(back.memory.spread.factor, prev.memory.spread.factor)
+    assert back.memory.spread.dof == prev.memory.spread.dof == 36 - 3
     result = adapt(str(folder), data("cnn", "new", seed=1), extend=True, keep_exemplars=2)
     counts = result.config.resolved["extension"]["examples"]
     assert counts["exemplars"] == 6 and counts["pseudo_features"] > 0
@@ -257,3 +259,23 @@ def test_extending_a_model_pulled_from_the_hub(hub, previous, monkeypatch):
     assert result.labels[:3] == prev.labels and result.config.resolved["extension"]["previous"] == "hf-hub:alice/colours"
     assert result.config.resolved["extension"]["examples"]["exemplars"] == 6
     assert torch.equal(heads.classifier(result.backbone).weight[:3], heads.classifier(prev.backbone).weight)
+
+
+def test_spread_is_the_pooled_within_class_covariance():
+    """Stored spread = the covariance of features around their class mean; pooling two sets of classes = both at once."""
+    from transferkit.extension.memory import Spread
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(5), 12)
+    x = torch.from_numpy(rng.normal(size=(60, 8)) * np.arange(1, 9) + 3 * y[:, None]).float()
+    offsets = x.double() - torch.stack([x[torch.from_numpy(y == c)].double().mean(0) for c in y])
+    expected = (offsets.T @ offsets / (60 - 5)).numpy()
+
+    def covariance(spread):
+        return spread.factor.astype(np.float64) @ spread.factor.T.astype(np.float64) + spread.residual * np.eye(8)
+
+    np.testing.assert_allclose(covariance(Spread.of(x, y)), expected, rtol=1e-4, atol=1e-4)
+    first, second = torch.from_numpy(y < 3), torch.from_numpy(y >= 3)
+    pooled = Spread.of(x[first], y[first.numpy()]).pooled(Spread.of(x[second], y[second.numpy()]))
+    np.testing.assert_allclose(covariance(pooled), expected, rtol=1e-4, atol=1e-4)
+    assert pooled.dof == 55

@@ -1,11 +1,13 @@
 """What a classifier remembers of its training data for a later extension: class means and exemplars.
 
-**Class means** (``class_means.safetensors``, a row per class in label order): the mean feature,
-at the head's input, of each class's training examples, taken with the final body. They are
-what feature rehearsal moves new examples onto (``extension.solve``); a few kilobytes per class,
-written beside every single-label classifier whose head is one Linear layer. They describe the
-body they were taken with: an extension that trains the body keeps only the means it can take
-again (the classes in its own data).
+**Class statistics** (``class_means.safetensors``): the mean feature, at the head's input, of each
+class's training examples (a row per class in label order), and the spread of features around
+their class mean, shared by the classes, as a low-rank covariance (``SPREAD_RANK`` directions plus
+an isotropic rest), all taken with the final body. Feature rehearsal draws old-class
+pseudo-features from them (``extension.solve``). A few kilobytes per class plus ``d x 32``
+numbers, written beside every single-label classifier whose head is one Linear layer. They
+describe the body they were taken with: an extension that trains the body keeps only what it can
+take again (the classes in its own data).
 
 **Exemplars** (``exemplars/``, only with ``keep_exemplars=N``): N training examples per class,
 chosen by herding (iCaRL, Rebuffi et al. 2017: each next example brings the chosen set's mean
@@ -26,8 +28,48 @@ import torch
 
 logger = logging.getLogger("transferkit")
 MEANS_FILE = "class_means.safetensors"
+SPREAD_RANK = 32  # on MNIST / tweets features, 32 directions drew pseudo-features as good as the full covariance
 EXEMPLARS_DIR = "exemplars"
 EXEMPLARS_INDEX = "exemplars.jsonl"
+
+
+@dataclass
+class Spread:
+    """The within-class covariance shared by the classes: ``factor @ factor.T + residual * I`` (``factor``: d x r)."""
+
+    factor: np.ndarray
+    residual: float
+    dof: int  # examples minus classes: the degrees of freedom it was estimated from (weights when pooling)
+
+    @classmethod
+    def of(cls, features: torch.Tensor, y: np.ndarray) -> "Spread | None":
+        x, y = features.double(), np.asarray(y)
+        classes = np.unique(y)
+        dof = len(y) - len(classes)
+        if dof < 2:
+            return None
+        centres = {c: x[torch.from_numpy(y == c)].mean(0) for c in classes}
+        offsets = x - torch.stack([centres[c] for c in y])
+        return cls._from_scaled(offsets / np.sqrt(dof), dof, x.shape[1])
+
+    @classmethod
+    def _from_scaled(cls, rows: torch.Tensor, dof: int, d: int) -> "Spread":
+        """From rows whose Gram matrix is the covariance (offsets / sqrt(dof), or stacked factors)."""
+        _, s, vt = torch.linalg.svd(rows, full_matrices=False)
+        r = min(SPREAD_RANK, len(s))
+        return cls((vt[:r].T * s[:r]).float().numpy(), float((s[r:] ** 2).sum()) / d, dof)
+
+    def pooled(self, other: "Spread | None") -> "Spread":
+        """The covariance of both sets of classes, each weighted by its degrees of freedom."""
+        if other is None:
+            return self
+        dof = self.dof + other.dof
+        rows = torch.cat([torch.from_numpy(self.factor).double().T * np.sqrt(self.dof / dof),
+                          torch.from_numpy(other.factor).double().T * np.sqrt(other.dof / dof)])
+        d = self.factor.shape[0]
+        pooled = Spread._from_scaled(rows, dof, d)
+        pooled.residual += (self.residual * self.dof + other.residual * other.dof) / dof
+        return pooled
 
 
 @dataclass
@@ -35,28 +77,30 @@ class Memory:
     """Class means (label -> mean feature) and exemplars ((input, label) pairs) of a classifier."""
 
     means: dict[str, np.ndarray] = field(default_factory=dict)
+    spread: Spread | None = None
     exemplars: list[tuple[Any, str]] = field(default_factory=list)
     per_class: int = 0  # exemplars kept per class (0: none asked for)
     modality: str = "text"
 
     def write(self, folder: Path, labels: list[str]) -> None:
         if self.means:
-            _write_means(folder / MEANS_FILE, self.means, labels)
+            _write_means(folder / MEANS_FILE, self.means, labels, self.spread)
         if self.exemplars:
             _write_exemplars(folder / EXEMPLARS_DIR, self.exemplars, self.per_class, self.modality)
 
     @classmethod
     def read(cls, folder: Path) -> "Memory":
-        means = _read_means(folder / MEANS_FILE) if (folder / MEANS_FILE).is_file() else {}
+        means, spread = _read_means(folder / MEANS_FILE) if (folder / MEANS_FILE).is_file() else ({}, None)
         exemplars, per_class, modality = _read_exemplars(folder / EXEMPLARS_DIR)
-        return cls(means, exemplars, per_class, modality)
+        return cls(means, spread, exemplars, per_class, modality)
 
     def describe(self) -> dict[str, Any]:
         """What transferkit.json says about the memory (the model card reads it)."""
         counts: dict[str, int] = {}
         for _, label in self.exemplars:
             counts[label] = counts.get(label, 0) + 1
-        return {"class_means": sorted(self.means), "exemplars_per_class": self.per_class, "exemplars": counts}
+        return {"class_means": sorted(self.means), "spread_rank": 0 if self.spread is None else
+                int(self.spread.factor.shape[1]), "exemplars_per_class": self.per_class, "exemplars": counts}
 
 
 def class_features(backbone, inputs, y: np.ndarray, modality: str, batch_size: int = 32):
@@ -82,7 +126,8 @@ def remember(backbone, inputs, y: np.ndarray, labels: list[str], modality: str, 
     if features is None:
         features = class_features(backbone, inputs, y, modality)
     feats = None if features is None else features[0]
-    memory = Memory(means={} if feats is None else means_of(feats, y, labels), per_class=keep, modality=modality)
+    memory = Memory(means={} if feats is None else means_of(feats, y, labels), per_class=keep, modality=modality,
+                    spread=None if feats is None else Spread.of(feats, y))
     if keep:
         chosen = herding(feats, y, keep) if feats is not None else _random(y, keep, seed)
         memory.exemplars = [(inputs[i], labels[y[i]]) for i in chosen]
@@ -117,9 +162,10 @@ def _random(y: np.ndarray, keep: int, seed: int) -> list[int]:
 
 
 def merged(old: Memory, new: Memory, body_changed: bool) -> Memory:
-    """The memory of an extended model: the new means (and the old ones while the body is unchanged),
-    the old exemplars and the new classes' (same number per class)."""
+    """The memory of an extended model: the new statistics (pooled with the old ones while the body is
+    unchanged), the old exemplars and the new classes' (same number per class)."""
     means = dict(new.means) if body_changed else {**old.means, **new.means}
+    spread = new.spread if body_changed or old.spread is None else old.spread.pooled(new.spread)
     if body_changed and old.means:
         lost = sorted(set(old.means) - set(new.means))
         if lost:
@@ -127,24 +173,31 @@ def merged(old: Memory, new: Memory, body_changed: bool) -> Memory:
                         lost[:6])
     seen = {label for _, label in old.exemplars}
     exemplars = list(old.exemplars) + [(x, label) for x, label in new.exemplars if label not in seen]
-    return Memory(means, exemplars, max(old.per_class, new.per_class), new.modality)
+    return Memory(means, spread, exemplars, max(old.per_class, new.per_class), new.modality)
 
 
-def _write_means(path: Path, means: dict[str, np.ndarray], labels: list[str]) -> None:
+def _write_means(path: Path, means: dict[str, np.ndarray], labels: list[str], spread: Spread | None) -> None:
     from safetensors.torch import save_file
 
     kept = [label for label in labels if label in means]
-    rows = torch.from_numpy(np.stack([means[label] for label in kept])).float().contiguous()
-    save_file({"means": rows}, str(path), metadata={"labels": json.dumps(kept)})
+    tensors = {"means": torch.from_numpy(np.stack([means[label] for label in kept])).float().contiguous()}
+    metadata = {"labels": json.dumps(kept)}
+    if spread is not None:
+        tensors["spread_factor"] = torch.from_numpy(spread.factor).float().contiguous()
+        metadata |= {"spread_residual": repr(spread.residual), "spread_dof": str(spread.dof)}
+    save_file(tensors, str(path), metadata=metadata)
 
 
-def _read_means(path: Path) -> dict[str, np.ndarray]:
+def _read_means(path: Path) -> tuple[dict[str, np.ndarray], Spread | None]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        labels = json.loads(f.metadata()["labels"])
+        meta = f.metadata()
+        labels = json.loads(meta["labels"])
         rows = f.get_tensor("means").numpy()
-    return {label: rows[i] for i, label in enumerate(labels)}
+        spread = (Spread(f.get_tensor("spread_factor").numpy(), float(meta["spread_residual"]), int(meta["spread_dof"]))
+                  if "spread_factor" in f.keys() else None)
+    return {label: rows[i] for i, label in enumerate(labels)}, spread
 
 
 def _write_exemplars(folder: Path, exemplars: list[tuple[Any, str]], per_class: int, modality: str) -> None:

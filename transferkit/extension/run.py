@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import RunConfig
 from ..data import Examples
@@ -25,7 +26,7 @@ from ..strategies import Freeze, Full, LinearProbe, LoRA, strategy_from
 from ..tasks import get_task, read_for
 from . import head as heads
 from .config import Protection
-from .memory import Memory, class_features, means_of, merged, remember
+from .memory import Memory, Spread, class_features, means_of, merged, remember
 from .previous import check_task, merged_labels, resolve
 
 logger = logging.getLogger("transferkit")
@@ -60,7 +61,9 @@ def extend(model: Any, train: Any, extend: Any, *, strategy: Any, task: str | No
     init = heads.init_new_rows(head, n_old, _new_means(features, data.y, n_old, labels),
                                _stacked(old_memory.means, previous.labels))
     body_trains = isinstance(chosen, BODY_STRATEGIES) or features is None
+    final = features  # the features of the training examples through the final body, where taken
     if body_trains:
+        final = None
         from .train import train_body
 
         chosen = chosen if isinstance(chosen, BODY_STRATEGIES) else LinearProbe()
@@ -71,17 +74,18 @@ def extend(model: Any, train: Any, extend: Any, *, strategy: Any, task: str | No
 
             after = class_features(grown, data.inputs, data.y, data.modality, cfg.batch_size)
             before = class_features(previous.backbone, data.inputs, data.y, data.modality, cfg.batch_size)
-            means, features = drifted_means(means, before[0], after[0]), after
-            details.update(_solve_rows(grown, previous, features, data, labels, n_old, means, cfg))
+            means, features, final = drifted_means(means, before[0], after[0]), after, after
+            spread = Spread.of(after[0], data.y)  # the spread as the trained body has it
+            details.update(_solve_rows(grown, previous, features, data, labels, n_old, means, spread, cfg))
     else:
         details = _solve_rows(grown, previous, features, data, labels, n_old,
-                              old_memory.means if protection.feature_rehearsal else {}, cfg)
+                              old_memory.means if protection.feature_rehearsal else {}, old_memory.spread, cfg)
         history = [{"epoch": 1, "train_loss": details.pop("train_loss"), "probe_C": details["C"],
                     "seconds": details["seconds"]}]
     head = heads.classifier(grown)
     if protection.aligns(solved=details.get("solved_against_old_classes", False)):
         details["aligned_by"] = heads.align(head, n_old)
-    memory = _memory(previous, grown, data, labels, body_trains, keep_exemplars, cfg.seed, old_memory)
+    memory = _memory(grown, data, labels, n_old, body_trains, keep_exemplars, cfg.seed, old_memory, final)
     record = {"previous": getattr(previous, "origin", None), "old_labels": previous.labels,
               "new_labels": labels[n_old:], "head_only": not body_trains, "protection": protection.to_dict(),
               "examples": data.counts, "new_rows_init": init, "round": _round(previous) + 1, **details,
@@ -89,12 +93,12 @@ def extend(model: Any, train: Any, extend: Any, *, strategy: Any, task: str | No
     return _adapted(previous, grown, chosen, cfg, labels, history, record, memory, time.perf_counter() - started)
 
 
-def _solve_rows(grown, previous, features, data: _Set, labels, n_old: int, means, cfg) -> dict[str, Any]:
+def _solve_rows(grown, previous, features, data: _Set, labels, n_old: int, means, spread, cfg) -> dict[str, Any]:
     """New rows solved on the body's features, old rows fixed, with pseudo-features of the old classes."""
     from .solve import choose_C, pseudo_features, solve_new_rows
 
     x, y = features[0], data.y
-    pseudo = pseudo_features(x, y, n_old, means, labels, cfg.seed) if means else (x[:0], y[:0])
+    pseudo = pseudo_features(x, y, n_old, means, labels, cfg.seed, spread) if means else (x[:0], y[:0])
     data.counts["pseudo_features"] = int(len(pseudo[1]))
     xs, ys = _cat(x, pseudo[0]), np.concatenate([y, pseudo[1]])
     C, how = choose_C(previous.config.to_dict(), xs, ys, cfg.seed)
@@ -160,17 +164,18 @@ def _stacked(means: dict[str, np.ndarray], labels: list[str]):
 
 
 def _cat(a, b):
-    import torch
-
     return torch.cat([a, b.to(a.dtype)]) if len(b) else a
 
 
-def _memory(previous, grown, data: _Set, labels, body_trains: bool, keep: int, seed: int, old: Memory) -> Memory:
-    """The extended model's memory: class means taken with its body, and exemplars of the new classes."""
+def _memory(grown, data: _Set, labels, n_old: int, body_trains: bool, keep: int, seed: int, old: Memory,
+            features) -> Memory:
+    """The extended model's memory: class statistics taken with its body, and exemplars of the new classes."""
     keep = keep or old.per_class
-    new = remember(grown, data.inputs, data.y, labels, data.modality, keep, seed)
-    if not body_trains:  # the old classes' means came from more data, with this same body: keep them
+    new = remember(grown, data.inputs, data.y, labels, data.modality, keep, seed, features=features)
+    if not body_trains and features is not None:  # the old statistics came from more data, with this same body
         new.means = {k: v for k, v in new.means.items() if k not in old.means}
+        fresh = torch.from_numpy(data.y >= n_old)
+        new.spread = Spread.of(features[0][fresh], data.y[fresh.numpy()]) if old.spread is not None else new.spread
     return merged(old, new, body_trains)
 
 
