@@ -97,13 +97,20 @@ def test_extension_grid(kind, path, previous, extended):
     if record["head_only"]:  # a frozen body and fixed old rows: old columns are the previous model's logits
         head, old = heads.classifier(result.backbone), heads.classifier(prev.backbone)
         assert torch.equal(head.weight[:3], old.weight)
-        np.testing.assert_allclose(result.predict_proba(inputs)[:, :0], probs[:, :0])
-        logits_before = prev.predict_proba(inputs)
-        renorm = probs[:, :3] / probs[:, :3].sum(1, keepdims=True)
-        np.testing.assert_allclose(renorm, logits_before, atol=1e-5)
+        among_old = probs[:, :3] / probs[:, :3].sum(1, keepdims=True)  # the softmax over the old columns alone
+        np.testing.assert_allclose(among_old, prev.predict_proba(inputs), atol=1e-5)
     back = load(folder)
     assert back.labels == result.labels
     np.testing.assert_allclose(back.predict_proba(inputs), probs, atol=1e-5)
+
+
+def test_predictions_cover_old_and_new_classes(extended):
+    """On the separable colour toy, the extended model predicts every class, old and new, right."""
+    result, _ = extended("cnn", "auto")
+    test = data("cnn", "all", n=3, seed=11)
+    predicted = [p["label"] for p in result.predict([x for x, _ in test])]
+    assert set(predicted) == set(result.labels)
+    assert predicted == [y for _, y in test]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,12 +1,12 @@
 """``Protection``: how an extension keeps the classes the model already knows.
 
-Three families of protection, selectable and combinable (the defaults need no old data):
+Four kinds of protection, selectable and combinable (the defaults need no old data):
 
-* **feature rehearsal** (``feature_rehearsal=True``): pseudo-features of every old class, made by
-  moving the new examples' features onto the old class's stored mean (FeTrIL, Petit et al. 2023).
-  transferkit keeps each class's mean feature with the model, so this needs no old example. It is
-  exact only while the body is frozen (the means were taken with the same body), so it serves the
-  head-only extension; when the body trains the means go stale and distillation takes over.
+* **feature rehearsal** (``feature_rehearsal=True``): pseudo-features of every old class, drawn
+  around its stored mean with the stored within-class spread (``extension.memory``; with means only,
+  FeTrIL's moved offsets, Petit et al. 2023). transferkit keeps those statistics with every
+  single-label classifier, so this needs no old example. They describe the body they were taken
+  with: exact while the body is frozen; when the body trains they are moved with it (below).
 * **distillation** (``distillation=True``): the old model's outputs on the training examples are
   kept as soft targets for the old classes (learning without forgetting, Li & Hoiem 2016). It
   matters when the body trains; with a frozen body and fixed old rows the old logits cannot move.
@@ -19,8 +19,9 @@ Three families of protection, selectable and combinable (the defaults need no ol
   aligning on top cost 6 points on MNIST digits; ``benchmarks/extension.py``).
 
 When the body trains, the stored class means no longer describe its features: they are moved by
-how the training examples' features moved (semantic drift compensation, Yu et al. 2020) and the
-new rows are solved again on the trained body, against pseudo-features from the moved means.
+how the training examples' features moved (semantic drift compensation, Yu et al. 2020), the
+spread is taken again from the extension's own examples on the trained body, and the new rows are
+solved again against pseudo-features drawn from both.
 """
 from __future__ import annotations
 
