@@ -61,23 +61,12 @@ def extend(model: Any, train: Any, extend: Any, *, strategy: Any, task: str | No
     init = heads.init_new_rows(head, n_old, _new_means(features, data.y, n_old, labels),
                                _stacked(old_memory.means, previous.labels))
     body_trains = isinstance(chosen, BODY_STRATEGIES) or features is None
-    final = features  # the features of the training examples through the final body, where taken
     if body_trains:
-        final = None
-        from .train import train_body
-
         chosen = chosen if isinstance(chosen, BODY_STRATEGIES) else LinearProbe()
-        history, details, grown = train_body(chosen, grown, previous, data, labels, n_old, protection, cfg)
-        means = old_memory.means
-        if features is not None and means and protection.feature_rehearsal:  # the old means, moved with the body
-            from .solve import drifted_means
-
-            after = class_features(grown, data.inputs, data.y, data.modality, cfg.batch_size)
-            before = class_features(previous.backbone, data.inputs, data.y, data.modality, cfg.batch_size)
-            means, features, final = drifted_means(means, before[0], after[0]), after, after
-            spread = Spread.of(after[0], data.y)  # the spread as the trained body has it
-            details.update(_solve_rows(grown, previous, features, data, labels, n_old, means, spread, cfg))
+        history, details, grown, final = _train_body(chosen, grown, previous, data, labels, n_old, protection, cfg,
+                                                     old_memory, replays=features is not None)
     else:
+        final = features  # the body is the previous one: these are its features
         details = _solve_rows(grown, previous, features, data, labels, n_old,
                               old_memory.means if protection.feature_rehearsal else {}, old_memory.spread, cfg)
         history = [{"epoch": 1, "train_loss": details.pop("train_loss"), "probe_C": details["C"],
@@ -91,6 +80,23 @@ def extend(model: Any, train: Any, extend: Any, *, strategy: Any, task: str | No
               "examples": data.counts, "new_rows_init": init, "round": _round(previous) + 1, **details,
               "class_counts": {labels[c]: int(n) for c, n in zip(*np.unique(data.y, return_counts=True))}}
     return _adapted(previous, grown, chosen, cfg, labels, history, record, memory, time.perf_counter() - started)
+
+
+def _train_body(chosen, grown, previous, data: _Set, labels, n_old: int, protection, cfg, old: Memory, replays: bool):
+    """The loop (distillation, rehearsal); then, where the head replays on features, the old means moved with the
+    body (semantic drift compensation) and the new rows solved again against them. Returns the history, the
+    details, the trained backbone and its features (None where not taken)."""
+    from .solve import drifted_means
+    from .train import train_body
+
+    history, details, grown = train_body(chosen, grown, previous, data, labels, n_old, protection, cfg)
+    if not (replays and old.means and protection.feature_rehearsal):
+        return history, details, grown, None
+    after = class_features(grown, data.inputs, data.y, data.modality, cfg.batch_size)
+    before = class_features(previous.backbone, data.inputs, data.y, data.modality, cfg.batch_size)
+    means, spread = drifted_means(old.means, before[0], after[0]), Spread.of(after[0], data.y)
+    details.update(_solve_rows(grown, previous, after, data, labels, n_old, means, spread, cfg))
+    return history, details, grown, after
 
 
 def _solve_rows(grown, previous, features, data: _Set, labels, n_old: int, means, spread, cfg) -> dict[str, Any]:
