@@ -46,3 +46,22 @@ def test_few_shot_quick_writes_every_arm(tmp_path):
     lr = [r for r in report["runs"] if r["task"] == "tweets" and r["arm"] == "lr-frozen"]
     assert lr and all(r["accuracy"] > tweets["majority_class_accuracy"] for r in lr), (lr, tweets)
     assert "tweets" in proc.stdout and "lr-frozen" in proc.stdout  # the side-by-side table was printed
+
+
+def test_extension_quick_writes_every_arm(tmp_path):
+    """benchmarks/extension.py --quick: every arm ran on the quick setting with scores in range, and the harness's
+    own sanity: replacing the head loses every old class, the default protection keeps most of them."""
+    out = tmp_path / "extension-quick.json"
+    script = SCRIPT.parent / "extension.py"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--output", str(out)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
+    report = json.loads(out.read_text())
+    assert report["quick"] is True and report["errors"] == []
+    arms = {r["arm"]: r for r in report["runs"]}
+    assert set(arms) == {"replace", "none", "default", "joint", "means-only", "align", "exemplars10"}
+    for run in report["runs"]:
+        assert all(0.0 <= run[k] <= 1.0 for k in ("accuracy", "old", "new")) and -1 <= run["forgetting"] <= 1, run
+    assert arms["replace"]["old"] == 0.0 and arms["default"]["old"] > 0.6
+    assert "default" in proc.stdout and "joint" in proc.stdout  # the side-by-side table was printed

@@ -286,3 +286,12 @@ def test_spread_is_the_pooled_within_class_covariance():
     pooled = Spread.of(x[first], y[first.numpy()]).pooled(Spread.of(x[second], y[second.numpy()]))
     np.testing.assert_allclose(covariance(pooled), expected, rtol=1e-4, atol=1e-4)
     assert pooled.dof == 55
+
+
+def test_dropped_exemplars_are_neither_saved_nor_claimed(tiny_models, tmp_path):
+    result = adapt(tiny_models["cnn"], data("cnn", "old"), strategy="linear-probe", keep_exemplars=1, progress_bar=False)
+    assert "exemplars/" in (result.save(tmp_path / "with") / "README.md").read_text()
+    result.memory.exemplars = []
+    folder = result.save(tmp_path / "without")
+    assert not (folder / "exemplars").exists() and "exemplars/" not in (folder / "README.md").read_text()
+    assert json.loads((folder / "transferkit.json").read_text())["resolved"]["memory"]["exemplars"] == {}

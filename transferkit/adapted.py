@@ -186,7 +186,10 @@ class Adapted:
             card["license"] = check_license(license)
         if datasets is not None:
             card["datasets"] = check_datasets(datasets)
-        return self.config.to_dict() | {"history": self.history, "evaluations": self.evaluations,
+        config = self.config.to_dict()
+        if self.memory is not None:  # what the folder will hold now (exemplars may have been dropped since training)
+            config["resolved"]["memory"] = self.memory.describe()
+        return config | {"history": self.history, "evaluations": self.evaluations,
                                         "comparison": self._saved_comparison, "card": card,
                                         "saved_as": "merged" if merge_lora or self.backbone.adapter is None
                                         else "peft-adapter"}
@@ -248,6 +251,10 @@ class Adapted:
         from .hub import check_repo_id, push_to_hub
 
         check_repo_id(repo_id)  # a bad name fails before anything is written
+        if self.memory is not None and self.memory.exemplars:
+            logger.warning("the upload includes %d training examples kept with keep_exemplars= (exemplars/): they are "
+                           "part of your training data. To leave them out: result.memory.exemplars = []",
+                           len(self.memory.exemplars))
 
         def push() -> str:
             with tempfile.TemporaryDirectory(prefix="transferkit-push-") as tmp:

@@ -110,7 +110,7 @@ def compare_extension(model, train, extend, compare, *, test_dataset, strategy, 
                           "pass test_dataset=...")
     previous, protection = resolve(model, extend)
     common = dict(strategy=strategy, task=task, cfg=cfg, input_column=input_column, label_column=label_column)
-    arms, results = [], {}
+    arms = []
     start = time.perf_counter()
     protected = run_extension(previous, train, protection, rehearsal=rehearsal, keep_exemplars=keep_exemplars,
                               test_dataset=test_dataset, **common)

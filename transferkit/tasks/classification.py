@@ -77,6 +77,10 @@ class Classification(Task):
         if record["modality"] == "text":
             length = record["resolved"].get("max_length", record["training"].get("max_length"))
             points.append(f"Texts are cut to {length} tokens.")
+        kept = sum(((record["resolved"].get("memory") or {}).get("exemplars") or {}).values())
+        if kept:
+            points.append(f"The folder holds {kept} of the training examples (`exemplars/`), kept to be rehearsed when "
+                          "classes are added later: they are part of the training data.")
         extension = record["resolved"].get("extension")
         if extension:
             new = ", ".join(f"`{x}`" for x in extension["new_labels"][:8])
