@@ -18,7 +18,8 @@ Arms (all through the public API; every score from ``predict`` on the same test 
 ``compare=True`` call; ``means-only`` (the stored spread set aside: FeTrIL's offsets of the new
 examples), ``align`` (the default plus weight aligning), ``exemplars10`` (stage 1 kept 10 exemplars
 per class, rehearsed), and with ``--body``: ``lora`` (the body trained with LoRA under the default protection:
-distillation, drift-compensated means) and ``lora-none`` (the same without protection).
+distillation, drift-compensated means, every row solved again), ``lora-none`` (the same without
+protection) and ``lora-exemplars10`` (the default protection with the 10 kept exemplars per class).
 Forgetting = the stage-1 model's accuracy on the old-class test examples minus the arm's.
 Results go to JSON after every run (``--output``), with the machine, date and versions.
 """
@@ -120,6 +121,7 @@ def run_setting(name: str, k: int, seed: int, body: bool) -> list[dict]:
     if body:
         extra["lora"] = dict(extend=Protection(use_exemplars=False), strategy="lora")
         extra["lora-none"] = dict(extend=Protection.none(), strategy="lora")
+        extra["lora-exemplars10"] = dict(extend=True, strategy="lora")
     extra = {"means-only": dict(extend=plain), **extra}
     for arm, kwargs in extra.items():
         spread = previous.memory.spread

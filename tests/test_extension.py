@@ -295,3 +295,13 @@ def test_dropped_exemplars_are_neither_saved_nor_claimed(tiny_models, tmp_path):
     folder = result.save(tmp_path / "without")
     assert not (folder / "exemplars").exists() and "exemplars/" not in (folder / "README.md").read_text()
     assert json.loads((folder / "transferkit.json").read_text())["resolved"]["memory"]["exemplars"] == {}
+
+
+def test_compare_with_a_single_new_class(previous):
+    """A head replaced by one for a single class predicts it everywhere: the arm is scored without training."""
+    prev = previous("cnn")
+    result = adapt(prev, toy_classes(["magenta"], 8, seed=1), extend=True, compare=True,
+                   test_dataset=toy_classes(["red", "green", "blue", "magenta"], 2, seed=3))
+    replace = result.comparison.arms[0]
+    assert replace.scores["accuracy_old_classes"] == 0.0 and replace.scores["accuracy_new_classes"] == 1.0
+    assert replace.scores["accuracy"] == pytest.approx(0.25) and "one new class" in replace.note

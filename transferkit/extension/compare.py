@@ -118,8 +118,14 @@ def compare_extension(model, train, extend, compare, *, test_dataset, strategy, 
     test = _Test.read(previous, test_dataset, protected.labels)
     n_old = len(previous.labels)
     base = test.previous_accuracy(previous)
-    arms.append(_arm("replace head", "the head replaced by one for the new classes only (today's adapt)",
-                     lambda: _replace(previous, train, strategy, cfg, input_column, label_column), test, base))
+    new_labels = protected.labels[n_old:]
+    replace = "the head replaced by one for the new classes only (today's adapt)"
+    if len(new_labels) > 1:
+        arms.append(_arm("replace head", replace, lambda: _replace(previous, train, strategy, cfg, input_column,
+                                                                   label_column), test, base))
+    else:  # a head for one class predicts it for every input: nothing to train, the scores follow
+        arms.append(ExtensionArm("replace head", replace, test.constant(new_labels[0], base),
+                                 note="one new class: the replaced head predicts it for every input"))
     arms.append(_arm("extend, no protection", "head grown; no rehearsal, distillation or bias correction",
                      lambda: run_extension(previous, train, Protection.none(), rehearsal=None, keep_exemplars=0,
                                            **common), test, base))
@@ -212,7 +218,13 @@ class _Test:
         return float(np.mean([p == self.labels[t] for p, t in zip(predicted, self.y[old])]))
 
     def scores(self, adapted, base: float) -> dict[str, float]:
-        predicted = np.array([p["label"] for p in adapted.predict(self.inputs)])
+        return self._scores(np.array([p["label"] for p in adapted.predict(self.inputs)]), base)
+
+    def constant(self, label: str, base: float) -> dict[str, float]:
+        """The scores of a model that predicts ``label`` for every input."""
+        return self._scores(np.array([label] * len(self.y)), base)
+
+    def _scores(self, predicted: np.ndarray, base: float) -> dict[str, float]:
         right = predicted == np.array([self.labels[t] for t in self.y])
         old = self.y < self.n_old
         acc_old = float(right[old].mean())
