@@ -72,10 +72,11 @@ class ExtensionComparison:
         text = (f"Before extension the model scored {_pct(self.previous_old_accuracy)} on the {len(self.old_labels)} old "
                 f"classes ({self.n_test} test examples in all).")
         if protected:
-            text += f" Protected extension: forgetting {_pct(protected['forgetting'], signed=True)} points"
+            text += f" Protected extension: forgetting {_pct(protected['forgetting'])} points"
             if joint:
                 gap = 100 * (joint["accuracy"] - protected["accuracy"])
-                text += f", {gap:+.1f} points of accuracy behind joint training on every class"
+                text += (f", {abs(gap):.1f} points of accuracy {'behind' if gap >= 0 else 'ahead of'} joint training "
+                         "on every class")
             text += "."
         return text
 
