@@ -195,6 +195,8 @@ def test_memory_round_trips_and_exemplars_are_rehearsed(previous, tmp_path):
     np.testing.assert_allclose(back.memory.means["red"], prev.memory.means["red"])
     np.testing.assert_allclose(back.memory.spread.factor, prev.memory.spread.factor)
     assert back.memory.spread.dof == prev.memory.spread.dof == 36 - 3
+    again = prev.save(tmp_path / "again")  # the same model saves to the same bytes (a re-push uploads nothing new)
+    assert (again / "class_means.safetensors").read_bytes() == (folder / "class_means.safetensors").read_bytes()
     result = adapt(str(folder), data("cnn", "new", seed=1), extend=True, keep_exemplars=2)
     counts = result.config.resolved["extension"]["examples"]
     assert counts["exemplars"] == 6 and counts["pseudo_features"] > 0

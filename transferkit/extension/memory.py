@@ -181,19 +181,20 @@ def _write_means(path: Path, means: dict[str, np.ndarray], labels: list[str], sp
 
     kept = [label for label in labels if label in means]
     tensors = {"means": torch.from_numpy(np.stack([means[label] for label in kept])).float().contiguous()}
-    metadata = {"labels": json.dumps(kept)}
+    record: dict[str, Any] = {"labels": kept}
     if spread is not None:
         tensors["spread_factor"] = torch.from_numpy(spread.factor).float().contiguous()
-        metadata |= {"spread_residual": repr(spread.residual), "spread_dof": str(spread.dof)}
-    save_file(tensors, str(path), metadata=metadata)
+        record |= {"spread_residual": spread.residual, "spread_dof": spread.dof}
+    # one metadata entry: safetensors writes several in hash order, so the same statistics would not give the same bytes
+    save_file(tensors, str(path), metadata={"transferkit": json.dumps(record)})
 
 
 def _read_means(path: Path) -> tuple[dict[str, np.ndarray], Spread | None]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        labels = json.loads(meta["labels"])
+        meta = json.loads(f.metadata()["transferkit"])
+        labels = meta["labels"]
         rows = f.get_tensor("means").numpy()
         spread = (Spread(f.get_tensor("spread_factor").numpy(), float(meta["spread_residual"]), int(meta["spread_dof"]))
                   if "spread_factor" in f.keys() else None)
