@@ -195,11 +195,6 @@ def _memory(grown, data: _Set, labels, n_old: int, body_trains: bool, keep: int,
     return merged(old, new, body_trains)
 
 
-def data_counts(grown, labels: list[str], record: dict[str, Any]) -> dict[str, Any]:
-    return {"train": record.pop("class_counts"), "n_train": int(sum(record["examples"].values())),
-            "validation": {}, "n_validation": int(record.get("n_validation", 0))}
-
-
 def _facts(data: dict[str, Any], cfg) -> dict[str, Any]:
     """What the model card reports beside the scores, as for any adapt() run (api._run_facts)."""
     from accelerate import PartialState
@@ -224,17 +219,21 @@ def _adapted(previous, grown, chosen, cfg, labels, history, record, memory, seco
     grown.model.eval()
     old = previous.config
     trainable, total = count_parameters(grown.model)
-    strategy = chosen.to_dict() if record["head_only"] is False else {"name": "linear-probe", "C": record.get("C")}
     resolved = {k: v for k, v in old.resolved.items() if k in ("max_length", "layer_groups", "architecture",
                                                                 "model_type", "pooling", "base_model")}
-    if record["head_only"]:
+    if record["head_only"]:  # what was fitted: the new rows, in closed form
+        strategy = {"name": "linear-probe", "C": record.get("C")}
+        trainable = (len(labels) - len(old.labels)) * heads.classifier(grown).in_features
         resolved["schedule"] = {"reason": "the new rows solved in closed form (head-only extension)"}
-    resolved |= _facts(data_counts(grown, labels, record), cfg)
+        reason = "head only, old rows fixed"
+    else:
+        strategy, reason = chosen.to_dict(), "body trained, protected"
+    data = {"train": record.pop("class_counts"), "n_train": int(sum(record["examples"].values())), "validation": {},
+            "n_validation": int(record.get("n_validation", 0))}
+    resolved |= _facts(data, cfg)
     resolved |= {"extension": record, "train_seconds": round(seconds, 2), "memory": memory.describe(),
-                 "strategy_reason": "extension of a trained classifier: " + ("head only, old rows fixed"
-                                                                             if record["head_only"] else "body trained, protected"),
-                 "trainable_parameters": trainable if record["head_only"] is False else
-                 (len(labels) - len(old.labels)) * heads.classifier(grown).in_features, "total_parameters": total}
+                 "strategy_reason": f"extension of a trained classifier: {reason}",
+                 "trainable_parameters": trainable, "total_parameters": total}
     config = RunConfig(model=old.model, pretrained=old.pretrained, family=old.family, modality=old.modality,
                        task="single_label", labels=labels, strategy=strategy, training=cfg,
                        input_column=old.input_column, label_column=old.label_column, resolved=resolved,
